@@ -1,0 +1,104 @@
+"""Configuration read from the environment, with safe local defaults.
+
+Names follow Heroku's conventions (``PORT``, ``DATABASE_URL``, ``REDIS_URL``)
+so the service runs unchanged under a Procfile. A value that cannot be used
+stops the process at start-up with a message that names the variable.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+HOST_KEY_POLICIES = ("accept-new", "strict")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _integer(environ, name, default, minimum=1):
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _delays(environ, name, default):
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be seconds separated by commas, not {raw!r}"
+        ) from None
+    if any(delay < 0 for delay in delays):
+        raise ConfigError(f"{name} may not hold a negative delay")
+    return delays
+
+
+def _database_url(environ):
+    url = environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'deploy.db'}"
+
+    # Heroku still hands out the scheme SQLAlchemy dropped in 1.4.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+
+    if not url.startswith(("sqlite:", "postgresql:", "postgresql+")):
+        raise ConfigError(
+            "DATABASE_URL must name a SQLite or PostgreSQL database, "
+            f"not {url.split(':', 1)[0]!r}"
+        )
+    return url
+
+
+def _origins(environ):
+    raw = environ.get("CORS_ORIGINS", "")
+    return [origin.strip() for origin in raw.split(",") if origin.strip()]
+
+
+def from_environment(environ=None):
+    """Return the service's configuration as a mapping for ``app.config``.
+
+    :raise ConfigError: when a variable is set to a value that cannot be used.
+    """
+    environ = os.environ if environ is None else environ
+
+    policy = environ.get("SSH_HOST_KEY_POLICY", "accept-new").strip().lower()
+    if policy not in HOST_KEY_POLICIES:
+        raise ConfigError(
+            f"SSH_HOST_KEY_POLICY must be one of {', '.join(HOST_KEY_POLICIES)}, "
+            f"not {policy!r}"
+        )
+
+    return {
+        "SQLALCHEMY_DATABASE_URI": _database_url(environ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "RQ_QUEUE": environ.get("RQ_QUEUE", "deployments"),
+        "ARTIFACT_DIR": Path(environ.get("ARTIFACT_DIR", INSTANCE_DIR / "artifacts")),
+        "SSH_PRIVATE_KEY": environ.get("SSH_PRIVATE_KEY") or None,
+        "SSH_PRIVATE_KEY_FILE": Path(
+            environ.get("SSH_PRIVATE_KEY_FILE", INSTANCE_DIR / "service_key")
+        ),
+        "SSH_HOST_KEY_POLICY": policy,
+        "SSH_CONNECT_TIMEOUT": _integer(environ, "SSH_CONNECT_TIMEOUT", 15),
+        "SSH_COMMAND_TIMEOUT": _integer(environ, "SSH_COMMAND_TIMEOUT", 120),
+        "SSH_RETRY_DELAYS": _delays(environ, "SSH_RETRY_DELAYS", (1, 3, 9)),
+        "MAX_CONTENT_LENGTH": _integer(environ, "MAX_CONTENT_LENGTH", 4 * 1024**3),
+        "JOB_TIMEOUT": _integer(environ, "JOB_TIMEOUT", 1800),
+        "CORS_ORIGINS": _origins(environ),
+        "AUTH_URL": environ.get("AUTH_URL") or None,
+    }

@@ -1,0 +1,1 @@
+"""The application-deploy service: HTTP API, records and remote deployment."""

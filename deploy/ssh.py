@@ -1,0 +1,299 @@
+"""The one way this service talks to a master VM: SSH and SFTP via paramiko.
+
+Every connection verifies the master VM's host key before authenticating,
+every wait has a timeout, every remote command is a fixed script whose
+arguments travel quoted, and every exit status is read after the output has
+been drained.
+"""
+
+import hashlib
+import logging
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+
+import paramiko
+
+from deploy.errors import DeployError, TransientError
+from deploy.sshkeys import fingerprint
+
+log = logging.getLogger(__name__)
+
+# What a command may leave in a deployment's record, per stream.
+OUTPUT_LIMIT = 64 * 1024
+_READ_SIZE = 32 * 1024
+# How long a read of stdout waits before stderr gets a turn.
+_STDERR_TURN = 0.05
+
+
+class HostKeyMismatch(DeployError):
+    """The master VM presented a key other than the pinned one."""
+
+
+class RemoteTimeout(TransientError):
+    """A remote command did not end within its time."""
+
+
+@dataclass
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self):
+        """Both streams, as a user would read them in a terminal."""
+        return "\n".join(part for part in (self.stdout, self.stderr) if part)
+
+
+class OutputTail:
+    """Keeps the last ``limit`` bytes of a stream and counts what it dropped."""
+
+    def __init__(self, limit=OUTPUT_LIMIT):
+        self._limit = limit
+        self._data = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk):
+        self._data += chunk
+        excess = len(self._data) - self._limit
+        if excess > 0:
+            del self._data[:excess]
+            self.dropped += excess
+
+    def text(self):
+        text = self._data.decode("utf-8", errors="replace").rstrip()
+        if self.dropped:
+            text = f"[{self.dropped} earlier bytes not kept]\n{text}"
+        return text
+
+
+def remote_command(script, *arguments):
+    """Return a command line that runs a fixed ``sh`` script with arguments.
+
+    The script never contains user text: everything variable arrives as a
+    positional parameter, each one quoted, so no name or path can change what
+    the shell runs.
+    """
+    words = ["sh", "-c", script, "sh", *(str(argument) for argument in arguments)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+class MasterVM:
+    """An open, authenticated SSH connection to a lambda instance's master VM."""
+
+    def __init__(self, transport, address, timeout, command_timeout):
+        self._transport = transport
+        self.address = address
+        self.timeout = timeout
+        self.command_timeout = command_timeout
+        self._sftp = None
+
+    @classmethod
+    def connect(
+        cls,
+        host,
+        port,
+        user,
+        private_key,
+        pinned_key,
+        policy,
+        timeout,
+        command_timeout=120,
+    ):
+        """Open a connection, verify the host key, then authenticate.
+
+        :param pinned_key: the paramiko key the master VM must present, or None.
+        :param policy: ``accept-new`` trusts an unpinned key (the caller pins
+            it), ``strict`` refuses to talk to a master VM with no pinned key.
+        :param timeout: seconds for the connection, the handshake and each
+            network wait; ``command_timeout`` bounds a whole remote command.
+        :return: the connection and the host key the master VM presented.
+        :raise TransientError: the master VM could not be reached in time.
+        :raise DeployError: the host key or the service key was refused.
+        """
+        if pinned_key is None and policy == "strict":
+            raise DeployError(
+                f"No host key is pinned for {host}:{port} and SSH_HOST_KEY_POLICY "
+                "is strict; register the instance with its host_key."
+            )
+
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as error:
+            raise TransientError(f"Cannot reach {host}:{port}: {error}") from None
+        # Without NODELAY every small request waits for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        transport = paramiko.Transport(sock)
+        try:
+            master, presented = cls._handshake(
+                transport, host, port, user, private_key, pinned_key
+            )
+        except BaseException:
+            transport.close()
+            raise
+        master.command_timeout = command_timeout
+        return master, presented
+
+    @classmethod
+    def _handshake(cls, transport, host, port, user, private_key, pinned_key):
+        address = f"{user}@{host}:{port}"
+        timeout = transport.sock.gettimeout()
+        transport.banner_timeout = timeout
+        transport.handshake_timeout = timeout
+        transport.auth_timeout = timeout
+        options = transport.get_security_options()
+        # AES-GCM is the fastest cipher both ends have; ask for it first.
+        options.ciphers = _preferred(options.ciphers, "aes128-gcm@openssh.com")
+        if pinned_key is not None:
+            options.key_types = _preferred(options.key_types, pinned_key.get_name())
+
+        try:
+            transport.start_client(timeout=timeout)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransientError(
+                f"SSH handshake with {host}:{port} failed: {error or 'no answer'}"
+            ) from None
+
+        presented = transport.get_remote_server_key()
+        if pinned_key is not None and presented != pinned_key:
+            raise HostKeyMismatch(
+                f"The host key of {host}:{port} has changed: pinned "
+                f"{fingerprint(pinned_key)}, presented {fingerprint(presented)}. "
+                "Nothing was sent. If the master VM was rebuilt, register the "
+                "instance again with its new host_key."
+            )
+
+        try:
+            transport.auth_publickey(user, private_key)
+        except paramiko.AuthenticationException:
+            raise DeployError(
+                f"{address} refused the service's SSH key; add the key from "
+                "GET /api/ssh-key/ to that user's authorized_keys."
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransientError(f"Logging in to {address} failed: {error}") from None
+
+        log.debug("Connected to %s, host key %s", address, fingerprint(presented))
+        return cls(transport, address, timeout, command_timeout=None), presented
+
+    def close(self):
+        if self._sftp is not None:
+            self._sftp.close()
+        self._transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def run(self, command, timeout=None):
+        """Run a command and return its exit status and the tails of its output.
+
+        :raise RemoteTimeout: the command did not end within ``timeout``.
+        """
+        timeout = timeout or self.command_timeout
+        deadline = time.monotonic() + timeout
+        stdout, stderr = OutputTail(), OutputTail()
+
+        try:
+            channel = self._transport.open_session(timeout=self.timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransientError(
+                f"{self.address} dropped the session: {error}"
+            ) from None
+
+        with channel:
+            while True:
+                while channel.recv_stderr_ready():
+                    stderr.add(channel.recv_stderr(_READ_SIZE))
+
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RemoteTimeout(
+                        f"A command on {self.address} did not end within "
+                        f"{timeout} s; its last output: {stdout.text()[-500:]}"
+                    )
+
+                channel.settimeout(min(_STDERR_TURN, remaining))
+                try:
+                    chunk = channel.recv(_READ_SIZE)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                stdout.add(chunk)
+
+            # End of file is for the whole channel: what stderr still holds is
+            # already buffered here.
+            while channel.recv_stderr_ready():
+                stderr.add(channel.recv_stderr(_READ_SIZE))
+
+            if not channel.status_event.wait(max(deadline - time.monotonic(), 1)):
+                raise RemoteTimeout(f"{self.address} sent no exit status in time")
+            exit_status = channel.exit_status
+
+        return CommandResult(exit_status, stdout.text(), stderr.text())
+
+    def check(self, command, what, timeout=None):
+        """Run a command that must succeed; return its result.
+
+        :param what: says in a few words what the command does, for the error.
+        :raise DeployError: the command exited with another status than 0.
+        """
+        result = self.run(command, timeout)
+        if result.exit_status != 0:
+            detail = result.output or "no output"
+            raise DeployError(
+                f"{what} failed on {self.address} "
+                f"(exit status {result.exit_status}): {detail[-2000:]}"
+            )
+        return result
+
+    @property
+    def sftp(self):
+        if self._sftp is None:
+            try:
+                self._sftp = paramiko.SFTPClient.from_transport(self._transport)
+            except (paramiko.SSHException, OSError, EOFError) as error:
+                raise TransientError(
+                    f"SFTP on {self.address} failed: {error}"
+                ) from None
+            self._sftp.get_channel().settimeout(self.timeout)
+        return self._sftp
+
+    def upload(self, local_path, remote_path, progress=None):
+        """Copy a local file to ``remote_path`` over SFTP; return its SHA-256.
+
+        The digest is computed from the bytes as they are sent, so the caller
+        can compare it with the digest the master VM computes afterwards.
+        """
+        sha256 = hashlib.sha256()
+        sent = 0
+        try:
+            with open(local_path, "rb") as source:
+                with self.sftp.open(remote_path, "wb") as target:
+                    # Pipelining lets writes go out without waiting for each
+                    # acknowledgement; close() collects them all.
+                    target.set_pipelined(True)
+                    while chunk := source.read(1024 * 1024):
+                        target.write(chunk)
+                        sha256.update(chunk)
+                        sent += len(chunk)
+                        if progress is not None:
+                            progress(sent)
+        except OSError as error:
+            raise DeployError(
+                f"Copying to {remote_path} on {self.address} failed: {error}"
+            ) from None
+        return sha256.hexdigest()
+
+
+def _preferred(available, first):
+    if first not in available:
+        return available
+    return (first, *(item for item in available if item != first))

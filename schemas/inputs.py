@@ -1,0 +1,91 @@
+"""Schemas that parse request input (multipart or urlencoded form, or JSON)."""
+
+import ipaddress
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from deploy.models import (
+    APPLICATION_TYPES,
+    DEPLOYMENT_STATUSES,
+    INSTANCE_STATUSES,
+    RUNTIMES,
+)
+from deploy.sshkeys import parse_host_key
+
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+# The portable user-name set of POSIX, as useradd accepts it.
+SSH_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+DEFAULT_DEPLOY_DIR = "lambda-apps"
+
+
+class Text(fields.String):
+    """A string with surrounding blanks removed, as forms often carry them."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class DeployForm(Schema):
+    lambda_instance_id = Text(
+        required=True,
+        validate=validate.Length(min=1, error="Give the lambda instance's id."),
+    )
+
+
+class ApplicationForm(Schema):
+    description = Text(load_default="", validate=validate.Length(max=4096))
+    type = Text(load_default="batch", validate=validate.OneOf(APPLICATION_TYPES))
+    runtime = Text(load_default=None, validate=validate.OneOf(RUNTIMES))
+
+
+class LambdaInstanceForm(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=255))
+    master_host = Text(required=True, validate=validate.Length(min=1, max=255))
+    ssh_port = fields.Integer(load_default=22, validate=validate.Range(1, 65535))
+    ssh_user = Text(required=True)
+    host_key = Text(load_default=None)
+    deploy_dir = Text(load_default=DEFAULT_DEPLOY_DIR)
+    status = Text(load_default="started", validate=validate.OneOf(INSTANCE_STATUSES))
+
+    @validates("master_host")
+    def _check_host(self, value, **kwargs):
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not HOSTNAME.match(value):
+                raise ValidationError("Give a host name or an IP address.") from None
+
+    @validates("ssh_user")
+    def _check_user(self, value, **kwargs):
+        if not SSH_USER.match(value):
+            raise ValidationError("Give a user name of letters, digits, '_.-'.")
+
+    @validates("host_key")
+    def _check_host_key(self, value, **kwargs):
+        if value:
+            parse_host_key(value)
+
+    @validates("deploy_dir")
+    def _check_deploy_dir(self, value, **kwargs):
+        if not value or len(value) > 1024:
+            raise ValidationError("Give a folder path of 1 to 1024 characters.")
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValidationError("The folder path holds a control character.")
+        if ".." in value.split("/"):
+            raise ValidationError("The folder path may not climb with '..'.")
+
+
+class PageQuery(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class DeploymentQuery(PageQuery):
+    application_id = Text(load_default=None)
+    lambda_instance_id = Text(load_default=None)
+    status = Text(load_default=None, validate=validate.OneOf(DEPLOYMENT_STATUSES))

@@ -1,0 +1,1 @@
+"""Background jobs and the RQ worker that runs them."""
