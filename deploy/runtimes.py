@@ -43,15 +43,16 @@ fi
 tail -c "$4" -- "$2.log" 2>/dev/null
 """
 
-# Asks the process group to end, then insists after five seconds.
+# Asks the process group to end, then insists after five seconds. The
+# "-s NAME --" spelling is the one dash, the usual /bin/sh, understands.
 _STOP_EXEC = r"""
-kill -TERM -- "-$1" 2>/dev/null || exit 0
+kill -s TERM -- "-$1" 2>/dev/null || exit 0
 tries=50
 while [ "$tries" -gt 0 ] && kill -0 "$1" 2>/dev/null; do
     sleep 0.1
     tries=$((tries - 1))
 done
-kill -KILL -- "-$1" 2>/dev/null
+kill -s KILL -- "-$1" 2>/dev/null
 exit 0
 """
 

@@ -3,9 +3,11 @@ real RQ worker process and a real sshd as the master VM."""
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,13 +52,19 @@ def service_key_file(workdir):
 
 
 @pytest.fixture(scope="session")
-def master_vm(workdir, service_key_file):
+def master_vm(service_key_file):
     """The master VM every lambda instance in the tests points at."""
-    server = MasterVM(workdir / "master-vm").start()
+    # sshd reads the authorized keys as the master VM's user, who cannot
+    # enter pytest's private temporary folders.
+    folder = Path(tempfile.mkdtemp(prefix="master-vm-"))
+    folder.chmod(0o755)
+    server = MasterVM(folder).start()
     server.authorize(service_key_file.with_suffix(".pub").read_text())
     yield server
+
     server.kill_user_processes()
     server.stop()
+    shutil.rmtree(folder)
 
 
 @pytest.fixture(scope="session")

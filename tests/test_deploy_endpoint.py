@@ -46,7 +46,9 @@ def test_revoked_token_is_401(app, client, alice, pair):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("form", [{}, {"lambda_instance_id": ""}, {"lambda_instance_id": "  "}])
+@pytest.mark.parametrize(
+    "form", [{}, {"lambda_instance_id": ""}, {"lambda_instance_id": "  "}]
+)
 def test_missing_or_empty_instance_id_is_400(client, alice, pair, form):
     application, _ = pair
 
@@ -67,7 +69,9 @@ def test_unknown_application_is_404(client, alice, pair):
     assert "application" in error_of(response)
 
 
-@pytest.mark.parametrize("instance_id", [str(uuid.uuid4()), "not-a-uuid", "1; rm -rf /"])
+@pytest.mark.parametrize(
+    "instance_id", [str(uuid.uuid4()), "not-a-uuid", "1; rm -rf /"]
+)
 def test_unknown_instance_is_404(client, alice, pair, instance_id):
     application, _ = pair
 
@@ -89,9 +93,13 @@ def test_another_users_objects_are_404(client, alice, bob, pair, master_vm):
     application, instance = pair
     bobs_instance = register(client, bob, master_vm)
 
-    assert deploy(client, bob, application["id"], bobs_instance["id"]).status_code == 404
+    assert (
+        deploy(client, bob, application["id"], bobs_instance["id"]).status_code == 404
+    )
     bobs_application = upload(client, bob, SCRIPT)
-    assert deploy(client, bob, bobs_application["id"], instance["id"]).status_code == 404
+    assert (
+        deploy(client, bob, bobs_application["id"], instance["id"]).status_code == 404
+    )
 
 
 def test_stopped_instance_is_409(client, alice, master_vm):

@@ -57,7 +57,10 @@ public class BatchJob {
 
         result.print();
         if (output != null) {
-            result.sinkTo(new SingleFileSink(output)).name("write " + output);
+            // One writer, because every writer would replace the same file.
+            result.sinkTo(new SingleFileSink(output))
+                    .name("write " + output)
+                    .setParallelism(1);
         }
 
         env.execute(fail ? "batch-job-fail" : "batch-job");
@@ -65,6 +68,8 @@ public class BatchJob {
 
     /** Passes numbers through, or throws at 500 when asked to fail. */
     private static final class MaybeFail implements MapFunction<Long, Long> {
+        private static final long serialVersionUID = 1L;
+
         private final boolean fail;
 
         MaybeFail(boolean fail) {
@@ -82,6 +87,8 @@ public class BatchJob {
 
     /** Writes every record as a line of one file, published by a rename. */
     private static final class SingleFileSink implements Sink<String> {
+        private static final long serialVersionUID = 1L;
+
         private final String path;
 
         SingleFileSink(String path) {
@@ -116,11 +123,14 @@ public class BatchJob {
 
         @Override
         public void flush(boolean endOfInput) throws IOException {
+            if (published) {
+                return;
+            }
             out.flush();
 
             // Only a complete input gets published; close() runs on failure
             // and cancellation too.
-            if (endOfInput && !published) {
+            if (endOfInput) {
                 out.close();
                 Files.move(partial, target, StandardCopyOption.REPLACE_EXISTING);
                 published = true;
