@@ -99,6 +99,7 @@ def from_environment(environ=None):
         "SSH_RETRY_DELAYS": _delays(environ, "SSH_RETRY_DELAYS", (1, 3, 9)),
         "MAX_CONTENT_LENGTH": _integer(environ, "MAX_CONTENT_LENGTH", 4 * 1024**3),
         "JOB_TIMEOUT": _integer(environ, "JOB_TIMEOUT", 1800),
+        "STATUS_CHECK_SECONDS": _integer(environ, "STATUS_CHECK_SECONDS", 5, 0),
         "CORS_ORIGINS": _origins(environ),
         "AUTH_URL": environ.get("AUTH_URL") or None,
     }

@@ -2,13 +2,15 @@
 
 import logging
 import uuid
+from datetime import UTC
 
-from flask import g, request, url_for
+from flask import current_app, g, request, url_for
 from flask_restful import Api, Resource
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from deploy import artifacts, queue
+from deploy.deployer import Deployer
 from deploy.errors import BadRequest, Conflict, NotFound
 from deploy.extensions import db
 from deploy.models import (
@@ -16,6 +18,7 @@ from deploy.models import (
     Application,
     Deployment,
     LambdaInstance,
+    utcnow,
 )
 from deploy.sshkeys import fingerprint, public_key_line, service_key
 from schemas.inputs import (
@@ -23,6 +26,7 @@ from schemas.inputs import (
     DeployForm,
     DeploymentQuery,
     LambdaInstanceForm,
+    LogQuery,
     PageQuery,
 )
 from schemas.outputs import (
@@ -170,6 +174,7 @@ class ApplicationList(Resource):
             runtime=runtime,
             digest=digest,
             size=size,
+            args=form["args"],
         )
         db.session.add(application)
         db.session.commit()
@@ -190,6 +195,20 @@ class ApplicationDetail(Resource):
     def get(self, application_id):
         application = owned(Application, application_id, "application")
         return answer("The application.", data=ApplicationSchema().dump(application))
+
+    def delete(self, application_id):
+        application = owned(Application, application_id, "application")
+        _refuse_if_deployed(Deployment.application_id == application.id, "application")
+
+        digest = application.digest
+        _delete_with_deployments(application, Deployment.application_id)
+        still_used = db.session.execute(
+            db.select(Application.id).filter_by(digest=digest).limit(1)
+        ).first()
+        if still_used is None:
+            artifacts.discard(digest)
+        log.info("Application %s deleted", application_id)
+        return answer("The application has been deleted.")
 
 
 class LambdaInstanceList(Resource):
@@ -222,6 +241,46 @@ class LambdaInstanceDetail(Resource):
             "The lambda instance.", data=LambdaInstanceSchema().dump(instance)
         )
 
+    def delete(self, instance_id):
+        instance = owned(LambdaInstance, instance_id, "lambda instance")
+        _refuse_if_deployed(
+            Deployment.lambda_instance_id == instance.id, "lambda instance"
+        )
+        _delete_with_deployments(instance, Deployment.lambda_instance_id)
+        log.info("Lambda instance %s deleted", instance_id)
+        return answer("The lambda instance has been deleted.")
+
+
+def _refuse_if_deployed(condition, what):
+    """Answer 409 while something of this object may still be on a master VM.
+
+    A deployment that failed before its copy was in place left nothing
+    behind, so it does not count.
+    """
+    holding = db.session.execute(
+        db.select(Deployment)
+        .filter(condition, Deployment.status != "withdrawn")
+        .filter(
+            db.or_(Deployment.status != "failed", Deployment.remote_path.is_not(None))
+        )
+        .order_by(Deployment.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if holding is not None:
+        raise Conflict(
+            f"The {what} is still deployed (deployment {holding.id} is "
+            f"{holding.status}); withdraw it first."
+        )
+
+
+def _delete_with_deployments(target, column):
+    for deployment in db.session.execute(
+        db.select(Deployment).filter(column == target.id)
+    ).scalars():
+        db.session.delete(deployment)
+    db.session.delete(target)
+    db.session.commit()
+
 
 class ApplicationDeploy(Resource):
     def post(self, application_id):
@@ -250,23 +309,126 @@ class ApplicationDeploy(Resource):
             _refuse_if_busy(application, instance)
             raise
 
-        try:
-            job = queue.enqueue("workers.jobs.deploy_application", deployment.id)
-        except Exception:
-            # Nothing was accepted: leave no deployment that no job will move.
+        def undo():
             db.session.delete(deployment)
-            db.session.commit()
-            raise
-        deployment.job_id = job.id
-        db.session.commit()
 
-        location = url_for("deployment", deployment_id=deployment.id)
-        return answer(
+        _enqueue(deployment, "workers.jobs.deploy_application", undo)
+        return _accepted(
             "Your request to deploy the specified application has been accepted.",
-            202,
-            data={"id": deployment.id, "status": deployment.status, "url": location},
-            headers={"Location": location},
+            deployment,
         )
+
+
+def _enqueue(deployment, function, undo):
+    """Queue a deployment's job before answering; undo the request if Redis fails.
+
+    Nothing is accepted without its job on the queue, so no deployment waits
+    for a job that does not exist.
+    """
+    try:
+        job = queue.enqueue(function, deployment.id)
+    except Exception:
+        undo()
+        db.session.commit()
+        raise
+    deployment.job_id = job.id
+    db.session.commit()
+
+
+def _accepted(description, deployment):
+    location = url_for("deployment", deployment_id=deployment.id)
+    return answer(
+        description,
+        202,
+        data={"id": deployment.id, "status": deployment.status, "url": location},
+        headers={"Location": location},
+    )
+
+
+class LifecycleAction(Resource):
+    """Stop, start or withdraw the application deployed on an instance.
+
+    Each acts on the newest deployment of the application on the instance,
+    and only from the statuses in which it makes sense.
+    """
+
+    action = ""
+    allowed = ()
+    busy_status = ""
+    job = ""
+
+    def post(self, application_id):
+        form = parse(DeployForm(), request_input())
+        application = owned(Application, application_id, "application")
+        instance = owned(LambdaInstance, form["lambda_instance_id"], "lambda instance")
+
+        deployment = db.session.execute(
+            db.select(Deployment)
+            .filter_by(application_id=application.id, lambda_instance_id=instance.id)
+            .order_by(Deployment.created_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if deployment is None:
+            raise Conflict("The application is not deployed on this lambda instance.")
+        self.check(deployment)
+
+        previous = deployment.status
+        # Compare and set: of two requests racing, one moves the status.
+        moved = db.session.execute(
+            db.update(Deployment)
+            .where(Deployment.id == deployment.id, Deployment.status == previous)
+            .values(status=self.busy_status, error=None, updated_at=utcnow())
+        ).rowcount
+        if moved != 1:
+            db.session.rollback()
+            raise Conflict(f"Deployment {deployment.id} changed meanwhile; try again.")
+        db.session.commit()
+        db.session.refresh(deployment)
+
+        def undo():
+            deployment.status = previous
+
+        _enqueue(deployment, self.job, undo)
+        return _accepted(
+            f"Your request to {self.action} the application has been accepted.",
+            deployment,
+        )
+
+    def check(self, deployment):
+        if deployment.status not in self.allowed:
+            raise Conflict(
+                f"Deployment {deployment.id} is {deployment.status}; "
+                f"{self.action} needs it {' or '.join(self.allowed)}."
+            )
+
+
+class ApplicationStop(LifecycleAction):
+    action = "stop"
+    allowed = ("running",)
+    busy_status = "stopping"
+    job = "workers.jobs.stop_application"
+
+
+class ApplicationStart(LifecycleAction):
+    action = "start"
+    allowed = ("stopped", "finished", "failed")
+    busy_status = "starting"
+    job = "workers.jobs.start_application"
+
+    def check(self, deployment):
+        super().check(deployment)
+        if deployment.remote_path is None:
+            raise Conflict(
+                f"Deployment {deployment.id} failed before its copy was in place; "
+                "deploy the application instead."
+            )
+
+
+class ApplicationWithdraw(LifecycleAction):
+    action = "withdraw"
+    allowed = ("running", "stopped", "finished", "failed")
+    busy_status = "withdrawing"
+    job = "workers.jobs.withdraw_application"
 
 
 def _refuse_if_busy(application, instance):
@@ -301,7 +463,45 @@ class DeploymentList(Resource):
 class DeploymentDetail(Resource):
     def get(self, deployment_id):
         deployment = owned(Deployment, deployment_id, "deployment")
-        return answer("The deployment.", data=DeploymentSchema().dump(deployment))
+        data = DeploymentSchema().dump(deployment)
+
+        if _check_is_due(deployment):
+            problem = Deployer(deployment).refresh()
+            data = DeploymentSchema().dump(deployment)
+            if problem:
+                data["check_error"] = problem
+        return answer("The deployment.", data=data)
+
+
+def _check_is_due(deployment):
+    """Whether a deployment that should be running was last seen too long ago."""
+    if deployment.status != "running":
+        return False
+    if deployment.checked_at is None:
+        return True
+    checked_at = deployment.checked_at
+    # SQLite hands back naive datetimes; they were written in UTC.
+    if checked_at.tzinfo is None:
+        checked_at = checked_at.replace(tzinfo=UTC)
+    age = (utcnow() - checked_at).total_seconds()
+    return age >= current_app.config["STATUS_CHECK_SECONDS"]
+
+
+class DeploymentLog(Resource):
+    def get(self, deployment_id):
+        deployment = owned(Deployment, deployment_id, "deployment")
+        limit = parse(LogQuery(), request.args)["bytes"]
+        if deployment.remote_path is None:
+            raise Conflict(
+                f"Deployment {deployment.id} is {deployment.status}; nothing of it "
+                "is on the master VM to read."
+            )
+
+        text = Deployer(deployment).read_log(limit)
+        return answer(
+            "The end of the application's output.",
+            data={"id": deployment.id, "status": deployment.status, "log": text},
+        )
 
 
 def register_resources(app):
@@ -313,6 +513,9 @@ def register_resources(app):
         ApplicationDetail, "/apps/<application_id>/", endpoint="application"
     )
     api.add_resource(ApplicationDeploy, "/apps/<application_id>/deploy/")
+    api.add_resource(ApplicationStop, "/apps/<application_id>/stop/")
+    api.add_resource(ApplicationStart, "/apps/<application_id>/start/")
+    api.add_resource(ApplicationWithdraw, "/apps/<application_id>/withdraw/")
     api.add_resource(LambdaInstanceList, "/lambda-instances/")
     api.add_resource(
         LambdaInstanceDetail,
@@ -323,4 +526,5 @@ def register_resources(app):
     api.add_resource(
         DeploymentDetail, "/deployments/<deployment_id>/", endpoint="deployment"
     )
+    api.add_resource(DeploymentLog, "/deployments/<deployment_id>/log/")
     return api

@@ -105,6 +105,15 @@ def keep(upload):
     return digest, stream.size
 
 
+def discard(digest):
+    """Delete a stored artifact that no application refers to any more."""
+    try:
+        path_for(digest).unlink()
+        log.info("Removed artifact %s", digest)
+    except FileNotFoundError:
+        pass
+
+
 def remove_abandoned_uploads():
     """Delete temporary upload files left behind by a process that died."""
     folder = incoming_folder()

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from flask import current_app
 
 from deploy import artifacts
-from deploy.errors import DeployError, TransientError
+from deploy.errors import DeployError, ServiceUnavailable, TransientError
 from deploy.extensions import db
 from deploy.models import Deployment, DeploymentStep, utcnow
 from deploy.runtimes import runtime_for
@@ -75,9 +75,12 @@ class Deployer:
         try:
             yield record
         except BaseException as error:
+            # What the step wrote before failing survives the rollback, which
+            # a failed database statement would need.
+            output = record.output
             db.session.rollback()
             record.status = "failed"
-            record.output = _joined(record.output, str(error))
+            record.output = _joined(output, str(error))
             record.finished_at = utcnow()
             db.session.commit()
             raise
@@ -87,60 +90,70 @@ class Deployer:
         record.finished_at = utcnow()
         db.session.commit()
 
-    def connect(self):
-        """Open a connection to the master VM, pinning its key on first use."""
-        pinned = (
-            parse_host_key(self.instance.host_key) if self.instance.host_key else None
-        )
+    def _open(self, delays=(), notes=None):
+        """Connect to the master VM, retrying transient failures after ``delays``.
 
-        with self.step("connect") as record:
-            # A transient failure is retried once per delay, after that delay.
-            delays = self.config["SSH_RETRY_DELAYS"]
-            for attempt, pause in enumerate((0, *delays)):
-                if pause:
-                    time.sleep(pause)
-                try:
-                    master, presented = MasterVM.connect(
-                        self.instance.master_host,
-                        self.instance.ssh_port,
-                        self.instance.ssh_user,
-                        service_key(),
-                        pinned,
-                        self.config["SSH_HOST_KEY_POLICY"],
-                        self.config["SSH_CONNECT_TIMEOUT"],
-                        self.config["SSH_COMMAND_TIMEOUT"],
-                    )
-                    break
-                except TransientError as error:
-                    if attempt == len(delays):
+        :param notes: a list that receives a line for each failed attempt and
+            for the host key.
+        """
+        notes = [] if notes is None else notes
+        pinned = None
+        if self.instance.host_key:
+            pinned = parse_host_key(self.instance.host_key)
+
+        for attempt, pause in enumerate((0, *delays), start=1):
+            if pause:
+                time.sleep(pause)
+            try:
+                master, presented = MasterVM.connect(
+                    self.instance.master_host,
+                    self.instance.ssh_port,
+                    self.instance.ssh_user,
+                    service_key(),
+                    pinned,
+                    self.config["SSH_HOST_KEY_POLICY"],
+                    self.config["SSH_CONNECT_TIMEOUT"],
+                    self.config["SSH_COMMAND_TIMEOUT"],
+                )
+                break
+            except TransientError as error:
+                notes.append(f"attempt {attempt}: {error}")
+                if attempt > len(delays):
+                    if attempt == 1:
                         raise
-                    log.warning(
-                        "Deployment %s: attempt %d failed: %s",
-                        self.deployment.id,
-                        attempt + 1,
-                        error,
-                    )
-                    record.output = _joined(
-                        record.output, f"attempt {attempt + 1}: {error}"
-                    )
-                    db.session.commit()
+                    raise TransientError(f"{error} (gave up after {attempt} attempts)")
+                log.warning(
+                    "Deployment %s: attempt %d failed, retrying in %s s: %s",
+                    self.deployment.id,
+                    attempt,
+                    delays[attempt - 1],
+                    error,
+                )
 
-            if pinned is None:
-                self.instance.host_key = host_key_line(presented)
-                record.output = _joined(
-                    record.output, f"pinned host key {fingerprint(presented)}"
-                )
-            else:
-                record.output = _joined(
-                    record.output, f"host key {fingerprint(presented)} verified"
-                )
+        if pinned is None:
+            self.instance.host_key = host_key_line(presented)
+            notes.append(f"pinned host key {fingerprint(presented)}")
+        else:
+            notes.append(f"host key {fingerprint(presented)} verified")
+        return master
+
+    def connect(self):
+        """Open a connection as a recorded step, pinning the key on first use."""
+        notes = []
+        with self.step("connect") as record:
+            try:
+                master = self._open(self.config["SSH_RETRY_DELAYS"], notes)
+            except DeployError:
+                # The step records the final error itself.
+                record.output = "\n".join(notes[:-1])
+                raise
+            record.output = "\n".join(notes)
         return master
 
     def copy(self, master):
         """Put the artifact on the master VM unless the same one is there."""
         folder, file_name = remote_location(self.deployment)
         remote_path = f"{folder}/{file_name}"
-        self.deployment.remote_path = remote_path
         self.set_status("copying")
 
         with self.step("prepare") as record:
@@ -150,23 +163,21 @@ class Deployer:
             ).stdout.strip()
             if present == self.application.digest:
                 record.output = "the same artifact is already in place"
-                return folder, file_name
 
-        with self.step("copy") as record:
-            self._send(master, remote_path)
-            record.output = (
-                f"{self.application.size} bytes, sha256 {self.application.digest}"
-            )
-        return folder, file_name
+        if present != self.application.digest:
+            with self.step("copy") as record:
+                self._send(master, remote_path)
+                record.output = (
+                    f"{self.application.size} bytes, sha256 {self.application.digest}"
+                )
+        self.deployment.remote_path = remote_path
+        db.session.commit()
 
     def _send(self, master, remote_path):
         # A reader of the final path must never see a half-written file: the
         # copy goes to a temporary name and is renamed only once verified.
-        temporary = str(
-            PurePosixPath(remote_path).with_name(
-                f".{PurePosixPath(remote_path).name}.part-{self.deployment.id[:8]}"
-            )
-        )
+        final = PurePosixPath(remote_path)
+        temporary = str(final.with_name(f".{final.name}.part-{self.deployment.id[:8]}"))
         try:
             sent_digest = master.upload(
                 artifacts.path_for(self.application.digest), temporary
@@ -199,20 +210,20 @@ class Deployer:
             _remove_quietly(master, temporary)
             raise
 
-    def start(self, master, folder, file_name):
+    def start(self, master):
+        """Start the deployed copy and settle on running, finished or failed."""
         runtime = runtime_for(self.application)
         self.set_status("starting")
         self._replace_previous(master, runtime)
 
         with self.step("start") as record:
-            process_id, printed = runtime.start(master, folder, file_name)
-            self.deployment.process_id = process_id
-            record.output = _joined(printed, f"started process {process_id}")
+            record.output = runtime.start(master, self.deployment)
+        self.deployment.checked_at = utcnow()
 
-        state = runtime.state(master, folder, file_name, process_id)
-        if state.state == "failed":
-            raise DeployError(f"{state.detail}; its output: {state.log_tail[-2000:]}")
-        self.set_status("running" if state.state == "running" else "finished")
+        state = runtime.state(master, self.deployment)
+        if state.status == "failed":
+            raise DeployError(state.detail)
+        self.set_status("stopped" if state.status == "stopped" else state.status)
 
     def _replace_previous(self, master, runtime):
         """Stop the earlier deployment of this application on this instance."""
@@ -226,24 +237,23 @@ class Deployer:
         ).scalars()
         for earlier in previous:
             with self.step("replace") as record:
-                if earlier.process_id:
-                    runtime.stop(master, earlier.process_id)
+                runtime.stop(master, earlier)
                 earlier.status = "stopped"
                 earlier.error = f"replaced by deployment {self.deployment.id}"
                 record.output = f"stopped deployment {earlier.id}"
 
-    def run(self):
-        """Deploy: connect, copy, start. Failures end the record as failed."""
+    def _carry_out(self, action, work):
+        """Run one action's work; any failure ends the record as failed."""
         log.info(
-            "Deployment %s: deploying application %s to %s",
+            "Deployment %s: %s application %s on %s",
             self.deployment.id,
+            action,
             self.application.id,
             self.instance.master_host,
         )
         try:
             with self.connect() as master:
-                folder, file_name = self.copy(master)
-                self.start(master, folder, file_name)
+                work(master)
         except Exception as error:
             self.fail(error)
             raise
@@ -253,6 +263,128 @@ class Deployer:
             self.deployment.status,
             self.instance.master_host,
         )
+
+    def deploy(self):
+        """Connect, copy and start."""
+
+        def work(master):
+            self.copy(master)
+            self.start(master)
+
+        self._carry_out("deploying", work)
+
+    def start_again(self):
+        """Start the copy already on the master VM, without copying again."""
+
+        def work(master):
+            with self.step("prepare") as record:
+                present = master.run(
+                    remote_command('[ -f "$1" ]', self.deployment.remote_path)
+                )
+                if present.exit_status != 0:
+                    raise DeployError(
+                        f"{self.deployment.remote_path} is no longer on "
+                        f"{master.address}; deploy the application again."
+                    )
+                record.output = f"{self.deployment.remote_path} is in place"
+            self.start(master)
+
+        self._carry_out("starting", work)
+
+    def stop(self):
+        """Stop the application; its files stay for a later start."""
+
+        def work(master):
+            with self.step("stop") as record:
+                runtime_for(self.application).stop(master, self.deployment)
+                record.output = "the application was stopped"
+            self.set_status("stopped")
+
+        self._carry_out("stopping", work)
+
+    def withdraw(self):
+        """Stop the application if it runs and remove its files."""
+
+        def work(master):
+            # Stopping what already ended does nothing, so a withdraw needs
+            # not know whether the application still runs.
+            if self.deployment.process_id or self.deployment.flink_job_id:
+                with self.step("stop") as record:
+                    runtime_for(self.application).stop(master, self.deployment)
+                    record.output = "the application was stopped"
+
+            folder, _ = remote_location(self.deployment)
+            with self.step("remove") as record:
+                master.check(
+                    remote_command('rm -rf -- "$1"', folder), "Removing the files"
+                )
+                record.output = f"removed {folder}"
+            self._withdraw_records()
+
+        self._carry_out("withdrawing", work)
+
+    def _withdraw_records(self):
+        """Mark this deployment and the pair's earlier ones withdrawn."""
+        earlier = db.session.execute(
+            db.select(Deployment).filter(
+                Deployment.application_id == self.application.id,
+                Deployment.lambda_instance_id == self.instance.id,
+                Deployment.id != self.deployment.id,
+                Deployment.status.in_(("stopped", "finished", "failed")),
+            )
+        ).scalars()
+        for record in earlier:
+            record.status = "withdrawn"
+        self.deployment.remote_path = None
+        self.set_status("withdrawn")
+
+    def refresh(self):
+        """Ask the master VM how the application is doing; update the status.
+
+        One attempt, no recorded steps: this runs while a user waits for an
+        answer. When the master VM cannot be asked, the status stays as it
+        was and the reason is returned.
+        """
+        runtime = runtime_for(self.application)
+        try:
+            with self._open() as master:
+                state = runtime.state(master, self.deployment)
+        except DeployError as error:
+            db.session.rollback()
+            log.warning(
+                "Deployment %s: status check failed: %s", self.deployment.id, error
+            )
+            return str(error)
+
+        self.deployment.checked_at = utcnow()
+        if state.status != "running":
+            self.deployment.status = state.status
+            self.deployment.error = state.detail if state.status == "failed" else None
+            log.info(
+                "Deployment %s: now %s (%s)",
+                self.deployment.id,
+                state.status,
+                state.detail,
+            )
+        db.session.commit()
+        return None
+
+    def read_log(self, limit):
+        """Return the last ``limit`` bytes of the application's output.
+
+        :raise ServiceUnavailable: the master VM could not be asked.
+        """
+        runtime = runtime_for(self.application)
+        try:
+            with self._open() as master:
+                text = runtime.log(master, self.deployment, limit)
+        except DeployError as error:
+            db.session.rollback()
+            raise ServiceUnavailable(
+                f"The output cannot be read now: {error}"
+            ) from None
+        db.session.commit()
+        return text
 
     def fail(self, error):
         db.session.rollback()

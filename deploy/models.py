@@ -82,6 +82,8 @@ class Application(db.Model):
     runtime = db.Column(db.String(16), nullable=False)
     digest = db.Column(db.String(64), nullable=False)
     size = db.Column(db.BigInteger, nullable=False)
+    # Program arguments, each passed to the application as one word.
+    args = db.Column(db.JSON, nullable=False, default=list)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
 
@@ -97,6 +99,12 @@ class LambdaInstance(db.Model):
     host_key = db.Column(db.Text)
     deploy_dir = db.Column(db.String(1024), nullable=False)
     status = db.Column(db.String(16), nullable=False, default="started")
+    flink_command = db.Column(db.String(1024), nullable=False, default="flink")
+    # Where the master VM itself reaches Flink's REST API; the service gets
+    # there through the SSH connection, so it need not be reachable otherwise.
+    flink_rest_url = db.Column(
+        db.String(255), nullable=False, default="http://127.0.0.1:8081"
+    )
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
 
@@ -114,7 +122,9 @@ class Deployment(db.Model):
     status = db.Column(db.String(16), nullable=False, default="queued")
     remote_path = db.Column(db.String(2048))
     process_id = db.Column(db.Integer)
+    flink_job_id = db.Column(db.String(32))
     job_id = db.Column(db.String(64))
+    checked_at = db.Column(db.DateTime(timezone=True))
     error = db.Column(db.Text)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(

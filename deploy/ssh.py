@@ -7,10 +7,13 @@ been drained.
 """
 
 import hashlib
+import http.client
+import json
 import logging
 import shlex
 import socket
 import time
+import urllib.parse
 from dataclasses import dataclass
 
 import paramiko
@@ -266,6 +269,14 @@ class MasterVM:
             self._sftp.get_channel().settimeout(self.timeout)
         return self._sftp
 
+    def open_tunnel(self, target):
+        """Open a channel to ``(host, port)`` as seen from the master VM."""
+        channel = self._transport.open_channel(
+            "direct-tcpip", target, ("127.0.0.1", 0), timeout=self.timeout
+        )
+        channel.settimeout(self.timeout)
+        return channel
+
     def upload(self, local_path, remote_path, progress=None):
         """Copy a local file to ``remote_path`` over SFTP; return its SHA-256.
 
@@ -297,3 +308,53 @@ def _preferred(available, first):
     if first not in available:
         return available
     return (first, *(item for item in available if item != first))
+
+
+class _TunnelledConnection(http.client.HTTPConnection):
+    """An HTTP connection carried by an SSH channel instead of a socket."""
+
+    def __init__(self, channel, host, timeout):
+        super().__init__(host, timeout=timeout)
+        self._channel = channel
+
+    def connect(self):
+        self.sock = self._channel
+
+
+def http_get_json(master, url, timeout=None):
+    """GET a URL as the master VM would, through the SSH connection.
+
+    Flink's REST API usually listens on the master VM's loopback address
+    only; SSH port forwarding reaches it without opening anything else.
+
+    :raise DeployError: the address cannot be reached or did not answer JSON.
+    """
+    timeout = timeout or master.timeout
+    parts = urllib.parse.urlsplit(url)
+    target = (parts.hostname, parts.port or 80)
+    try:
+        channel = master.open_tunnel(target)
+    except (paramiko.SSHException, OSError, EOFError) as error:
+        raise DeployError(
+            f"{master.address} could not reach {parts.netloc}: {error}"
+        ) from None
+
+    connection = _TunnelledConnection(channel, parts.netloc, timeout)
+    try:
+        path = parts.path or "/"
+        connection.request("GET", path + (f"?{parts.query}" if parts.query else ""))
+        response = connection.getresponse()
+        body = response.read(OUTPUT_LIMIT * 16)
+    except (OSError, http.client.HTTPException) as error:
+        raise DeployError(
+            f"{url} on {master.address} did not answer: {error}"
+        ) from None
+    finally:
+        connection.close()
+
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        raise DeployError(
+            f"{url} on {master.address} answered {response.status} without JSON"
+        ) from None

@@ -2,6 +2,8 @@
 
 import ipaddress
 import re
+import shlex
+import urllib.parse
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
@@ -30,6 +32,34 @@ class Text(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
+class ProgramArguments(fields.Field):
+    """Program arguments: a JSON list of strings, or one string split the way
+    a shell splits words (``--rate 10 --name 'my job'``)."""
+
+    default_error_messages = {
+        "invalid": "Give the arguments as a list of strings or as one string.",
+        "quotes": "The arguments have an unclosed quote: {error}",
+        "too_many": "Give at most 100 arguments of at most 4096 characters each.",
+        "control": "An argument holds a NUL byte or a line break.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            try:
+                value = shlex.split(value)
+            except ValueError as error:
+                raise self.make_error("quotes", error=error) from None
+        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+            raise self.make_error("invalid")
+        if len(value) > 100 or any(len(argument) > 4096 for argument in value):
+            raise self.make_error("too_many")
+        # A line break would survive quoting, but it cannot pass through
+        # Flink's client or a process's argument list unchanged everywhere.
+        if any(char in argument for argument in value for char in "\0\n\r"):
+            raise self.make_error("control")
+        return value
+
+
 class DeployForm(Schema):
     lambda_instance_id = Text(
         required=True,
@@ -41,6 +71,7 @@ class ApplicationForm(Schema):
     description = Text(load_default="", validate=validate.Length(max=4096))
     type = Text(load_default="batch", validate=validate.OneOf(APPLICATION_TYPES))
     runtime = Text(load_default=None, validate=validate.OneOf(RUNTIMES))
+    args = ProgramArguments(load_default=list)
 
 
 class LambdaInstanceForm(Schema):
@@ -51,6 +82,8 @@ class LambdaInstanceForm(Schema):
     host_key = Text(load_default=None)
     deploy_dir = Text(load_default=DEFAULT_DEPLOY_DIR)
     status = Text(load_default="started", validate=validate.OneOf(INSTANCE_STATUSES))
+    flink_command = Text(load_default="flink")
+    flink_rest_url = Text(load_default="http://127.0.0.1:8081")
 
     @validates("master_host")
     def _check_host(self, value, **kwargs):
@@ -78,6 +111,30 @@ class LambdaInstanceForm(Schema):
             raise ValidationError("The folder path holds a control character.")
         if ".." in value.split("/"):
             raise ValidationError("The folder path may not climb with '..'.")
+
+    @validates("flink_command")
+    def _check_flink_command(self, value, **kwargs):
+        if not value or len(value) > 1024:
+            raise ValidationError("Give the Flink client's path, 1 to 1024 characters.")
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValidationError("The command holds a control character.")
+
+    @validates("flink_rest_url")
+    def _check_flink_rest_url(self, value, **kwargs):
+        parts = urllib.parse.urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme != "http" or not parts.hostname or port is None:
+            raise ValidationError(
+                "Give Flink's REST address as the master VM sees it, "
+                "e.g. http://127.0.0.1:8081."
+            )
+
+
+class LogQuery(Schema):
+    bytes = fields.Integer(load_default=64 * 1024, validate=validate.Range(1, 1024**2))
 
 
 class PageQuery(Schema):

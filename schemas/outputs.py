@@ -16,6 +16,7 @@ class ApplicationSchema(Schema):
     runtime = fields.String()
     sha256 = fields.String(attribute="digest")
     size = fields.Integer()
+    args = fields.List(fields.String())
     created_at = fields.DateTime()
 
 
@@ -28,6 +29,8 @@ class LambdaInstanceSchema(Schema):
     host_key = fields.String(allow_none=True)
     deploy_dir = fields.String()
     status = fields.String()
+    flink_command = fields.String()
+    flink_rest_url = fields.String()
     created_at = fields.DateTime()
 
 
@@ -46,7 +49,9 @@ class DeploymentSchema(Schema):
     status = fields.String()
     remote_path = fields.String(allow_none=True)
     process_id = fields.Integer(allow_none=True)
+    flink_job_id = fields.String(allow_none=True)
     steps = fields.List(fields.Nested(StepSchema))
     error = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+    checked_at = fields.DateTime(allow_none=True)

@@ -334,9 +334,11 @@ class FlinkCluster:
             (self.workdir / name).mkdir(exist_ok=True)
             (self.workdir / name).chmod(0o755)
 
-        # Any user's client creates its own log folder in here; the sticky bit
-        # keeps users from deleting each other's.
+        # Any user's client creates its own log folder in client-logs, and
+        # its JAAS file in tmp (io.tmp.dirs is read by the client too); the
+        # sticky bit keeps users from deleting each other's files.
         self.client_log_dir.chmod(0o1777)
+        (self.workdir / "tmp").chmod(0o1777)
 
         _warn_if_hidden(self.workdir)
         _warn_if_hidden(self.flink_home / "bin")
@@ -368,6 +370,10 @@ class FlinkCluster:
             "web.tmpdir": str(self.workdir / "web-tmp"),
             # A failing test job should turn FAILED at once, not restart.
             "restart-strategy.type": "none",
+            # The task manager usually comes up before the job manager's RPC
+            # port opens; the default 10 s pause after that refusal doubled
+            # the start-up time.
+            "cluster.registration.error-delay": "1 s",
         }
         settings.update(self.extra_config)
         for key, value in settings.items():
@@ -461,13 +467,19 @@ class FlinkCluster:
         )
 
     def _root_exception(self, job_id: str) -> str:
-        """Return ': <root exception>' of a job for error messages, or ''."""
+        """Return ': <latest exception>' of a job for error messages, or ''."""
         try:
             info = self.rest_get(f"/jobs/{job_id}/exceptions")
         except (OSError, ValueError):
             return ""
-        trace = info.get("root-exception") or ""
-        return f": {trace.splitlines()[0]}" if trace else ""
+        entries = (info.get("exceptionHistory") or {}).get("entries") or []
+        lines = entries[0].get("stacktrace", "").splitlines() if entries else []
+
+        # The top line is a generic "Recovery is suppressed..."; the last
+        # "Caused by" names what the job itself threw.
+        causes = [line for line in lines if line.startswith("Caused by: ")]
+        summary = causes[-1] if causes else (lines[0] if lines else "")
+        return f": {summary}" if summary else ""
 
 
 def _installed_flink_home():

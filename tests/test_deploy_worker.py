@@ -2,8 +2,8 @@
 
 import hashlib
 import os
-import subprocess
 import time
+from pathlib import Path
 
 from tests.conftest import auth, wait_for_status
 from tests.helpers import deploy, register, upload
@@ -13,10 +13,18 @@ LONG_RUNNING = b"#!/bin/sh\necho started as $(id -un)\nexec sleep 300\n"
 
 def process_group(process_id):
     """The command lines of the processes in a process group on this machine."""
-    listing = subprocess.run(
-        ["ps", "-o", "args=", "-g", str(process_id)], capture_output=True, text=True
-    )
-    return listing.stdout.splitlines()
+    commands = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != process_id:
+                continue
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+        commands.append(" ".join(part.decode() for part in arguments if part))
+    return commands
 
 
 def deploy_and_wait(client, token, application, instance, statuses=("running",)):

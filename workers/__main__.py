@@ -10,7 +10,7 @@ from rq import Queue, Worker
 from app import create_app
 from deploy.extensions import db
 from deploy.logs import configure_logging
-from deploy.models import Deployment
+from deploy.models import BUSY_STATUSES, Deployment
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +26,9 @@ class DeploymentWorker(Worker):
             cause = f"was killed by {signal.Signals(os.WTERMSIG(ret_val)).name}"
 
         deployment = db.session.get(Deployment, job.args[0]) if job.args else None
-        if deployment is not None and deployment.status in (
-            "queued",
-            "copying",
-            "starting",
-        ):
+        if deployment is not None and deployment.status in BUSY_STATUSES:
             deployment.status = "failed"
-            deployment.error = (
-                f"The worker running this deployment {cause}; deploy again."
-            )
+            deployment.error = f"The worker running this deployment {cause}; try again."
             db.session.commit()
             log.error("Deployment %s: worker %s", deployment.id, cause)
         db.session.remove()

@@ -30,8 +30,12 @@ def app_context():
         yield _app
 
 
-def deploy_application(deployment_id):
-    """Copy a deployment's application to its master VM and start it there."""
+def _carry_out(deployment_id, expected_status, operation):
+    """Load the deployment and run one of its Deployer operations.
+
+    A job finds its deployment in the status the request left it in; any
+    other status means the job ran already, so it does nothing twice.
+    """
     with app_context():
         # A forked work horse must not share its parent's database connections.
         db.engine.dispose(close=False)
@@ -40,15 +44,36 @@ def deploy_application(deployment_id):
         if deployment is None:
             log.warning("Deployment %s no longer exists; nothing to do", deployment_id)
             return
-        if deployment.status != "queued":
+        if deployment.status != expected_status:
             log.warning(
-                "Deployment %s is %s, not queued; not deploying it again",
+                "Deployment %s is %s, not %s; leaving it be",
                 deployment_id,
                 deployment.status,
+                expected_status,
             )
             return
 
         try:
-            Deployer(deployment).run()
+            getattr(Deployer(deployment), operation)()
         finally:
             db.session.remove()
+
+
+def deploy_application(deployment_id):
+    """Copy a deployment's application to its master VM and start it there."""
+    _carry_out(deployment_id, "queued", "deploy")
+
+
+def start_application(deployment_id):
+    """Start the copy already on the master VM."""
+    _carry_out(deployment_id, "starting", "start_again")
+
+
+def stop_application(deployment_id):
+    """Stop the application; its files stay on the master VM."""
+    _carry_out(deployment_id, "stopping", "stop")
+
+
+def withdraw_application(deployment_id):
+    """Stop the application if it runs and remove its files."""
+    _carry_out(deployment_id, "withdrawing", "withdraw")
