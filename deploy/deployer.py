@@ -121,7 +121,9 @@ class Deployer:
                 if attempt > len(delays):
                     if attempt == 1:
                         raise
-                    raise TransientError(f"{error} (gave up after {attempt} attempts)")
+                    raise TransientError(
+                        f"{error} (gave up after {attempt} attempts)"
+                    ) from None
                 log.warning(
                     "Deployment %s: attempt %d failed, retrying in %s s: %s",
                     self.deployment.id,

@@ -5,7 +5,7 @@ import logging
 from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Callback, Queue
 
 from deploy.errors import ServiceUnavailable
 
@@ -39,6 +39,7 @@ def enqueue(function, deployment_id):
             job_timeout=timeout,
             result_ttl=24 * 3600,
             failure_ttl=7 * 24 * 3600,
+            on_failure=Callback("workers.jobs.settle_failed_job"),
         )
     except RedisError as error:
         log.error("The queue refused a job for deployment %s: %s", deployment_id, error)

@@ -8,9 +8,8 @@ from redis import Redis
 from rq import Queue, Worker
 
 from app import create_app
-from deploy.extensions import db
 from deploy.logs import configure_logging
-from deploy.models import BUSY_STATUSES, Deployment
+from workers.jobs import settle
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +24,10 @@ class DeploymentWorker(Worker):
         if ret_val and os.WIFSIGNALED(ret_val):
             cause = f"was killed by {signal.Signals(os.WTERMSIG(ret_val)).name}"
 
-        deployment = db.session.get(Deployment, job.args[0]) if job.args else None
-        if deployment is not None and deployment.status in BUSY_STATUSES:
-            deployment.status = "failed"
-            deployment.error = f"The worker running this deployment {cause}; try again."
-            db.session.commit()
-            log.error("Deployment %s: worker %s", deployment.id, cause)
-        db.session.remove()
+        if job.args:
+            settle(
+                job.args[0], f"The worker running this deployment {cause}; try again."
+            )
 
 
 def main():
@@ -41,7 +37,12 @@ def main():
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
 
     with app.app_context():
-        DeploymentWorker([queue], connection=connection).work(with_scheduler=True)
+        # Maintenance is what finds jobs abandoned by a worker that died; RQ's
+        # ten minutes would leave their deployments busy for too long.
+        worker = DeploymentWorker(
+            [queue], connection=connection, maintenance_interval=60
+        )
+        worker.work(with_scheduler=True)
 
 
 if __name__ == "__main__":

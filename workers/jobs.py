@@ -4,10 +4,12 @@ import logging
 from contextlib import contextmanager
 
 from flask import current_app, has_app_context
+from rq.exceptions import AbandonedJobError
+from rq.timeouts import JobTimeoutException
 
 from deploy.deployer import Deployer
 from deploy.extensions import db
-from deploy.models import Deployment
+from deploy.models import BUSY_STATUSES, Deployment
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +79,36 @@ def stop_application(deployment_id):
 def withdraw_application(deployment_id):
     """Stop the application if it runs and remove its files."""
     _carry_out(deployment_id, "withdrawing", "withdraw")
+
+
+def settle(deployment_id, reason):
+    """Fail a deployment whose job ended without settling it itself."""
+    with app_context():
+        deployment = db.session.get(Deployment, deployment_id)
+        if deployment is not None and deployment.status in BUSY_STATUSES:
+            log.error("Deployment %s: %s", deployment_id, reason)
+            deployment.status = "failed"
+            deployment.error = reason
+            db.session.commit()
+        db.session.remove()
+
+
+def settle_failed_job(job, connection, exc_type, exc_value, traceback):
+    """RQ's failure callback: no job may leave its deployment busy for ever.
+
+    The job marks its own deployment failed when a step fails; this catches
+    what it cannot see itself: a job abandoned by a worker that died, and a
+    job killed by its timeout.
+    """
+    if not job.args:
+        return
+    if exc_type is not None and issubclass(exc_type, AbandonedJobError):
+        reason = (
+            "The worker running this deployment stopped answering (it was killed "
+            "or lost Redis); try again."
+        )
+    elif exc_type is not None and issubclass(exc_type, JobTimeoutException):
+        reason = f"The deployment did not end within {job.timeout} s (JOB_TIMEOUT)."
+    else:
+        reason = f"The deployment's job failed: {exc_value}"
+    settle(job.args[0], reason)
