@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from deploy import artifacts, queue
 from deploy.deployer import Deployer
 from deploy.errors import BadRequest, Conflict, NotFound
+from deploy.openapi import openapi_json
 from deploy.extensions import db
 from deploy.models import (
     BUSY_STATUSES,
@@ -527,4 +528,5 @@ def register_resources(app):
         DeploymentDetail, "/deployments/<deployment_id>/", endpoint="deployment"
     )
     api.add_resource(DeploymentLog, "/deployments/<deployment_id>/log/")
+    app.add_url_rule("/api/openapi.json", "openapi", openapi_json)
     return api

@@ -12,6 +12,8 @@ from deploy.models import Token, token_digest
 log = logging.getLogger(__name__)
 
 SCHEME = "token"
+# Documentation, readable before one has a token.
+PUBLIC_PATHS = ("/api/openapi.json",)
 
 
 def _presented_token():
@@ -42,6 +44,8 @@ def find_user(token):
 def authenticate():
     """Before-request hook: put the token's owner on ``g.user`` or answer 401."""
     if request.method == "OPTIONS" or not request.path.startswith("/api"):
+        return
+    if request.path in PUBLIC_PATHS:
         return
 
     user = find_user(_presented_token())

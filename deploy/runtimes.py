@@ -244,8 +244,13 @@ class FlinkRuntime:
         if not root:
             history = exceptions.get("exceptionHistory", {}).get("entries", [])
             root = history[0].get("stacktrace", "") if history else ""
-        # The first lines name the cause; the rest is Flink's own stack.
-        return "\n".join(root.splitlines()[:5]) or "Flink gave no reason"
+        # The first line says what failed and the last "Caused by" why; the
+        # rest is Flink's own stack.
+        lines = root.strip().splitlines()
+        if not lines:
+            return "Flink gave no reason"
+        causes = [line.strip() for line in lines if line.startswith("Caused by:")]
+        return lines[0] + (f"; {causes[-1]}" if causes else "")
 
     def stop(self, master, deployment):
         job, _ = self._job(master, deployment)

@@ -132,7 +132,7 @@ class MasterVM:
         transport = paramiko.Transport(sock)
         try:
             master, presented = cls._handshake(
-                transport, host, port, user, private_key, pinned_key
+                transport, host, port, user, private_key, pinned_key, timeout
             )
         except BaseException:
             transport.close()
@@ -141,9 +141,8 @@ class MasterVM:
         return master, presented
 
     @classmethod
-    def _handshake(cls, transport, host, port, user, private_key, pinned_key):
+    def _handshake(cls, transport, host, port, user, private_key, pinned_key, timeout):
         address = f"{user}@{host}:{port}"
-        timeout = transport.sock.gettimeout()
         transport.banner_timeout = timeout
         transport.handshake_timeout = timeout
         transport.auth_timeout = timeout
@@ -157,7 +156,7 @@ class MasterVM:
             transport.start_client(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as error:
             raise TransientError(
-                f"SSH handshake with {host}:{port} failed: {error or 'no answer'}"
+                f"SSH handshake with {host}:{port} failed: {str(error) or type(error).__name__}"
             ) from None
 
         presented = transport.get_remote_server_key()
@@ -347,7 +346,7 @@ def http_get_json(master, url, timeout=None):
         body = response.read(OUTPUT_LIMIT * 16)
     except (OSError, http.client.HTTPException) as error:
         raise DeployError(
-            f"{url} on {master.address} did not answer: {error}"
+            f"{url} on {master.address} did not answer: {error!r}"
         ) from None
     finally:
         connection.close()

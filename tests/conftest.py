@@ -28,7 +28,8 @@ from rq.registry import (
 import config
 from app import create_app
 from deploy.extensions import db
-from tests.master_vm import MasterVM
+from tests.live import Service
+from tests.master_vm import MasterVM, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -130,6 +131,8 @@ def service_env(database_url, workdir, service_key_file, queue_name, redis_queue
         "SSH_RETRY_DELAYS": "0.2,0.2",
         "SSH_CONNECT_TIMEOUT": "5",
         "LOG_LEVEL": "INFO",
+        # Every read of a running deployment asks the master VM.
+        "STATUS_CHECK_SECONDS": "0",
     }
 
 
@@ -235,3 +238,11 @@ def wait_for_status(client, token, deployment_id, statuses, timeout=30):
         if time.monotonic() > deadline:
             raise AssertionError(f"deployment stayed {data['status']}: {data}")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def service(app, migrated, workdir):
+    """gunicorn and a worker started from the Procfile, on a free port."""
+    running = Service(migrated, free_port("127.0.0.1"), workdir).start()
+    yield running
+    running.stop()
