@@ -5,6 +5,7 @@ jobs, and ``flask --app app ...`` runs the administrator commands.
 """
 
 import logging
+import sys
 
 from flask import Flask
 
@@ -21,7 +22,19 @@ log = logging.getLogger(__name__)
 
 
 def create_app(overrides=None):
-    """Build the app from the environment, then apply ``overrides`` on top."""
+    """Build the app from the environment, then apply ``overrides`` on top.
+
+    A configuration the service cannot use ends the process with a message
+    that names the variable, not a traceback.
+    """
+    try:
+        return _build(overrides)
+    except config.ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _build(overrides):
     app = Flask(__name__, instance_path=str(config.INSTANCE_DIR))
     app.request_class = artifacts.StreamingRequest
     app.config.update(config.from_environment())
@@ -30,6 +43,8 @@ def create_app(overrides=None):
     # A path works with and without its trailing slash, and a POST is never
     # answered with a redirect.
     app.url_map.strict_slashes = False
+    # Merging slashes answers with a redirect, which a POST must never get.
+    app.url_map.merge_slashes = False
 
     _register_extensions(app)
     register_error_handlers(app)

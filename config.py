@@ -11,6 +11,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
+DEFAULT_KEY_FILE = INSTANCE_DIR / "service_key"
+
 HOST_KEY_POLICIES = ("accept-new", "strict")
 
 
@@ -91,8 +93,9 @@ def from_environment(environ=None):
         "ARTIFACT_DIR": Path(environ.get("ARTIFACT_DIR", INSTANCE_DIR / "artifacts")),
         "SSH_PRIVATE_KEY": environ.get("SSH_PRIVATE_KEY") or None,
         "SSH_PRIVATE_KEY_FILE": Path(
-            environ.get("SSH_PRIVATE_KEY_FILE", INSTANCE_DIR / "service_key")
+            environ.get("SSH_PRIVATE_KEY_FILE") or DEFAULT_KEY_FILE
         ),
+        "SSH_DEFAULT_KEY_FILE": DEFAULT_KEY_FILE,
         "SSH_HOST_KEY_POLICY": policy,
         "SSH_CONNECT_TIMEOUT": _integer(environ, "SSH_CONNECT_TIMEOUT", 15),
         "SSH_COMMAND_TIMEOUT": _integer(environ, "SSH_COMMAND_TIMEOUT", 120),

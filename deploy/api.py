@@ -2,17 +2,16 @@
 
 import logging
 import uuid
-from datetime import UTC
 
 from flask import current_app, g, request, url_for
 from flask_restful import Api, Resource
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
 from deploy import artifacts, queue
 from deploy.deployer import Deployer
 from deploy.errors import BadRequest, Conflict, NotFound
-from deploy.openapi import openapi_json
 from deploy.extensions import db
 from deploy.models import (
     BUSY_STATUSES,
@@ -21,6 +20,7 @@ from deploy.models import (
     LambdaInstance,
     utcnow,
 )
+from deploy.openapi import openapi_json
 from deploy.sshkeys import fingerprint, public_key_line, service_key
 from schemas.inputs import (
     ApplicationForm,
@@ -29,6 +29,7 @@ from schemas.inputs import (
     LambdaInstanceForm,
     LogQuery,
     PageQuery,
+    has_control_characters,
 )
 from schemas.outputs import (
     ApplicationSchema,
@@ -61,7 +62,10 @@ def request_input():
     :raise BadRequest: the body is not an object, or a field came twice.
     """
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json()
+        except WerkzeugBadRequest:
+            raise BadRequest("The body is not valid JSON (UTF-8).") from None
         if not isinstance(data, dict):
             raise BadRequest("The JSON body must be an object of fields.")
         return data
@@ -72,6 +76,15 @@ def request_input():
             raise BadRequest(f"Give the field {name!r} once, not {len(values)} times.")
         fields[name] = values[0]
     return fields
+
+
+def display_name(filename):
+    """The uploaded file's name as shown back: without control characters or
+    folders, cut to fit. The name used on the master VM is stricter still."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    if has_control_characters(name):
+        name = "".join(char for char in name if not has_control_characters(char))
+    return name[:255] or "application"
 
 
 def parse(schema, data):
@@ -152,10 +165,18 @@ class ApplicationList(Resource):
         )
 
     def post(self):
-        form = parse(ApplicationForm(), request_input())
+        fields = request_input()
         upload = request.files.get("file")
         if upload is None or not upload.filename:
-            raise BadRequest("Send the application as the multipart field 'file'.")
+            hint = (
+                " (curl -F file=@path sends the file itself)"
+                if "file" in fields
+                else ""
+            )
+            raise BadRequest(
+                f"Send the application as the multipart file field 'file'{hint}."
+            )
+        form = parse(ApplicationForm(), fields)
         if len(request.files.getlist("file")) > 1:
             raise BadRequest("Send one file per application.")
 
@@ -169,7 +190,7 @@ class ApplicationList(Resource):
 
         application = Application(
             owner_id=g.user.id,
-            name=upload.filename[:255],
+            name=display_name(upload.filename),
             description=form["description"],
             type=form["type"],
             runtime=runtime,
@@ -480,11 +501,7 @@ def _check_is_due(deployment):
         return False
     if deployment.checked_at is None:
         return True
-    checked_at = deployment.checked_at
-    # SQLite hands back naive datetimes; they were written in UTC.
-    if checked_at.tzinfo is None:
-        checked_at = checked_at.replace(tzinfo=UTC)
-    age = (utcnow() - checked_at).total_seconds()
+    age = (utcnow() - deployment.checked_at).total_seconds()
     return age >= current_app.config["STATUS_CHECK_SECONDS"]
 
 
@@ -505,28 +522,29 @@ class DeploymentLog(Resource):
         )
 
 
+def _both_spellings(path):
+    # A second rule without the slash makes a wrong method there a 405 too.
+    return path, path.rstrip("/")
+
+
 def register_resources(app):
     api = ServiceApi(app, prefix="/api")
-    api.add_resource(Authenticate, "/authenticate/")
-    api.add_resource(SshKey, "/ssh-key/")
-    api.add_resource(ApplicationList, "/apps/")
-    api.add_resource(
-        ApplicationDetail, "/apps/<application_id>/", endpoint="application"
-    )
-    api.add_resource(ApplicationDeploy, "/apps/<application_id>/deploy/")
-    api.add_resource(ApplicationStop, "/apps/<application_id>/stop/")
-    api.add_resource(ApplicationStart, "/apps/<application_id>/start/")
-    api.add_resource(ApplicationWithdraw, "/apps/<application_id>/withdraw/")
-    api.add_resource(LambdaInstanceList, "/lambda-instances/")
-    api.add_resource(
-        LambdaInstanceDetail,
-        "/lambda-instances/<instance_id>/",
-        endpoint="lambda_instance",
-    )
-    api.add_resource(DeploymentList, "/deployments/")
-    api.add_resource(
-        DeploymentDetail, "/deployments/<deployment_id>/", endpoint="deployment"
-    )
-    api.add_resource(DeploymentLog, "/deployments/<deployment_id>/log/")
+    routes = [
+        (Authenticate, "/authenticate/", None),
+        (SshKey, "/ssh-key/", None),
+        (ApplicationList, "/apps/", None),
+        (ApplicationDetail, "/apps/<application_id>/", "application"),
+        (ApplicationDeploy, "/apps/<application_id>/deploy/", None),
+        (ApplicationStop, "/apps/<application_id>/stop/", None),
+        (ApplicationStart, "/apps/<application_id>/start/", None),
+        (ApplicationWithdraw, "/apps/<application_id>/withdraw/", None),
+        (LambdaInstanceList, "/lambda-instances/", None),
+        (LambdaInstanceDetail, "/lambda-instances/<instance_id>/", "lambda_instance"),
+        (DeploymentList, "/deployments/", None),
+        (DeploymentDetail, "/deployments/<deployment_id>/", "deployment"),
+        (DeploymentLog, "/deployments/<deployment_id>/log/", None),
+    ]
+    for resource, path, endpoint in routes:
+        api.add_resource(resource, *_both_spellings(path), endpoint=endpoint)
     app.add_url_rule("/api/openapi.json", "openapi", openapi_json)
     return api

@@ -22,10 +22,15 @@ def _user_named(name):
 def create_user(name):
     """Create a user and print their first token on the last line."""
     name = name.strip()
-    if not name:
-        raise click.ClickException("Give the user a name.")
+    if not 1 <= len(name) <= 120 or any(ord(char) < 32 for char in name):
+        raise click.ClickException(
+            "Give the user a name of 1 to 120 printable characters."
+        )
     if db.session.execute(db.select(User).filter_by(name=name)).first():
-        raise click.ClickException(f"A user named {name!r} exists already.")
+        raise click.ClickException(
+            f"A user named {name!r} exists already; "
+            f"'flask --app app tokens create {name}' gives them another token."
+        )
 
     user = User(name=name)
     token = user.issue_token()
@@ -63,7 +68,9 @@ def revoke_token(token):
     ).scalar_one_or_none()
     if record is None:
         raise click.ClickException("No such token.")
-    if record.revoked_at is None:
-        record.revoked_at = utcnow()
-        db.session.commit()
+    if record.revoked_at is not None:
+        click.echo(f"That token of {record.user.name} was revoked already.")
+        return
+    record.revoked_at = utcnow()
+    db.session.commit()
     click.echo(f"Revoked a token of {record.user.name}.")

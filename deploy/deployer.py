@@ -395,8 +395,13 @@ class Deployer:
             if isinstance(error, DeployError)
             else (f"Internal error ({type(error).__name__}): {error}")
         )
+        # A deployment that failed for a reason the user can act on is an
+        # outcome, not a fault of the service: no traceback for it.
         log.error(
-            "Deployment %s failed: %s", self.deployment.id, reason, exc_info=error
+            "Deployment %s failed: %s",
+            self.deployment.id,
+            reason,
+            exc_info=None if isinstance(error, DeployError) else error,
         )
         self.set_status("failed", error=reason)
 

@@ -6,7 +6,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Index
+from sqlalchemy import DateTime, Index, TypeDecorator
 
 from deploy.extensions import db
 
@@ -30,6 +30,22 @@ def utcnow():
     return datetime.now(UTC)
 
 
+class UtcDateTime(TypeDecorator):
+    """A moment in UTC, read back with its time zone on every database.
+
+    SQLite keeps no zone and hands back naive values; they were written in
+    UTC, so that is what they are given back.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 def new_id():
     return str(uuid.uuid4())
 
@@ -48,7 +64,7 @@ class User(db.Model):
 
     id = db.Column(db.String(36), primary_key=True, default=new_id)
     name = db.Column(db.String(120), nullable=False, unique=True)
-    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
 
     tokens = db.relationship("Token", back_populates="user", cascade="all")
 
@@ -65,8 +81,8 @@ class Token(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     user_id = db.Column(db.ForeignKey("users.id"), nullable=False, index=True)
     digest = db.Column(db.String(64), nullable=False, unique=True)
-    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
-    revoked_at = db.Column(db.DateTime(timezone=True))
+    created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
+    revoked_at = db.Column(UtcDateTime)
 
     user = db.relationship("User", back_populates="tokens")
 
@@ -84,7 +100,7 @@ class Application(db.Model):
     size = db.Column(db.BigInteger, nullable=False)
     # Program arguments, each passed to the application as one word.
     args = db.Column(db.JSON, nullable=False, default=list)
-    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
 
 
 class LambdaInstance(db.Model):
@@ -105,7 +121,7 @@ class LambdaInstance(db.Model):
     flink_rest_url = db.Column(
         db.String(255), nullable=False, default="http://127.0.0.1:8081"
     )
-    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
 
 
 class Deployment(db.Model):
@@ -124,12 +140,10 @@ class Deployment(db.Model):
     process_id = db.Column(db.Integer)
     flink_job_id = db.Column(db.String(32))
     job_id = db.Column(db.String(64))
-    checked_at = db.Column(db.DateTime(timezone=True))
+    checked_at = db.Column(UtcDateTime)
     error = db.Column(db.Text)
-    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
-    updated_at = db.Column(
-        db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
-    )
+    created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
+    updated_at = db.Column(UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     application = db.relationship("Application")
     lambda_instance = db.relationship("LambdaInstance")
@@ -164,7 +178,7 @@ class DeploymentStep(db.Model):
     name = db.Column(db.String(32), nullable=False)
     status = db.Column(db.String(16), nullable=False, default="running")
     output = db.Column(db.Text, nullable=False, default="")
-    started_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
-    finished_at = db.Column(db.DateTime(timezone=True))
+    started_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
+    finished_at = db.Column(UtcDateTime)
 
     deployment = db.relationship("Deployment", back_populates="steps")

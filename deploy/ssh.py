@@ -125,7 +125,9 @@ class MasterVM:
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as error:
-            raise TransientError(f"Cannot reach {host}:{port}: {error}") from None
+            raise TransientError(
+                f"Cannot reach {host}:{port}: {_describe(error)}"
+            ) from None
         # Without NODELAY every small request waits for a delayed ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -143,6 +145,8 @@ class MasterVM:
     @classmethod
     def _handshake(cls, transport, host, port, user, private_key, pinned_key, timeout):
         address = f"{user}@{host}:{port}"
+        # A handshake that fails midway (a port that speaks another protocol)
+        # leaves paramiko without a session: no step may be taken after it.
         transport.banner_timeout = timeout
         transport.handshake_timeout = timeout
         transport.auth_timeout = timeout
@@ -154,12 +158,13 @@ class MasterVM:
 
         try:
             transport.start_client(timeout=timeout)
+            presented = transport.get_remote_server_key()
         except (paramiko.SSHException, OSError, EOFError) as error:
             raise TransientError(
-                f"SSH handshake with {host}:{port} failed: {str(error) or type(error).__name__}"
+                f"No SSH handshake with {host}:{port} (is it an SSH server?): "
+                f"{_describe(error)}"
             ) from None
 
-        presented = transport.get_remote_server_key()
         if pinned_key is not None and presented != pinned_key:
             raise HostKeyMismatch(
                 f"The host key of {host}:{port} has changed: pinned "
@@ -176,7 +181,9 @@ class MasterVM:
                 "GET /api/ssh-key/ to that user's authorized_keys."
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as error:
-            raise TransientError(f"Logging in to {address} failed: {error}") from None
+            raise TransientError(
+                f"Logging in to {address} failed: {_describe(error)}"
+            ) from None
 
         log.debug("Connected to %s, host key %s", address, fingerprint(presented))
         return cls(transport, address, timeout, command_timeout=None), presented
@@ -206,7 +213,7 @@ class MasterVM:
             channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as error:
             raise TransientError(
-                f"{self.address} dropped the session: {error}"
+                f"{self.address} dropped the session: {_describe(error)}"
             ) from None
 
         with channel:
@@ -239,6 +246,16 @@ class MasterVM:
                 raise RemoteTimeout(f"{self.address} sent no exit status in time")
             exit_status = channel.exit_status
 
+        # No exit status at all: the connection went, or a signal ended the
+        # command before its shell could report.
+        if exit_status == -1:
+            if not self._transport.is_active():
+                raise TransientError(f"The connection to {self.address} was lost")
+            raise DeployError(
+                f"A command on {self.address} was ended by a signal; its output: "
+                f"{(stdout.text() + stderr.text())[-500:] or 'none'}"
+            )
+
         return CommandResult(exit_status, stdout.text(), stderr.text())
 
     def check(self, command, what, timeout=None):
@@ -263,7 +280,7 @@ class MasterVM:
                 self._sftp = paramiko.SFTPClient.from_transport(self._transport)
             except (paramiko.SSHException, OSError, EOFError) as error:
                 raise TransientError(
-                    f"SFTP on {self.address} failed: {error}"
+                    f"SFTP on {self.address} failed: {_describe(error)}"
                 ) from None
             self._sftp.get_channel().settimeout(self.timeout)
         return self._sftp
@@ -296,11 +313,20 @@ class MasterVM:
                         sent += len(chunk)
                         if progress is not None:
                             progress(sent)
-        except OSError as error:
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            if not self._transport.is_active():
+                raise TransientError(
+                    f"The connection to {self.address} was lost while copying"
+                ) from None
             raise DeployError(
-                f"Copying to {remote_path} on {self.address} failed: {error}"
+                f"Copying to {remote_path} on {self.address} failed: {_describe(error)}"
             ) from None
         return sha256.hexdigest()
+
+
+def _describe(error):
+    """An exception's message, or its kind when it has none (timeouts)."""
+    return str(error).strip() or type(error).__name__
 
 
 def _preferred(available, first):
@@ -335,7 +361,7 @@ def http_get_json(master, url, timeout=None):
         channel = master.open_tunnel(target)
     except (paramiko.SSHException, OSError, EOFError) as error:
         raise DeployError(
-            f"{master.address} could not reach {parts.netloc}: {error}"
+            f"{master.address} could not reach {parts.netloc}: {_describe(error)}"
         ) from None
 
     connection = _TunnelledConnection(channel, parts.netloc, timeout)
@@ -346,7 +372,7 @@ def http_get_json(master, url, timeout=None):
         body = response.read(OUTPUT_LIMIT * 16)
     except (OSError, http.client.HTTPException) as error:
         raise DeployError(
-            f"{url} on {master.address} did not answer: {error!r}"
+            f"{url} on {master.address} did not answer: {_describe(error)}"
         ) from None
     finally:
         connection.close()

@@ -1,7 +1,6 @@
 """The service's own SSH key, and the host keys of master VMs."""
 
 import base64
-import binascii
 import hashlib
 import io
 import logging
@@ -13,9 +12,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app
 from marshmallow import ValidationError
 
+from config import ConfigError
+
 log = logging.getLogger(__name__)
 
 KEY_COMMENT = "lambda-deploy-service"
+HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
 
 
 def fingerprint(key):
@@ -39,16 +47,28 @@ def parse_host_key(line):
         raise ValidationError("Give the host key as '<type> <base64>'.")
 
     key_type, data = parts[0], parts[1]
+    if key_type not in HOST_KEY_TYPES:
+        raise ValidationError(
+            f"The host key type {key_type[:40]!r} is not one the service can "
+            f"verify; give one of: {', '.join(HOST_KEY_TYPES)}."
+        )
     try:
         blob = base64.b64decode(data, validate=True)
         key = paramiko.PKey.from_type_string(key_type, blob)
-    except (binascii.Error, paramiko.SSHException, ValueError) as error:
-        raise ValidationError(f"The host key cannot be read: {error}") from None
+    # Bad base64, and paramiko's several complaints about the bytes inside.
+    except Exception:  # noqa: BLE001
+        raise ValidationError(
+            f"The host key is not a valid {key_type} key; copy the whole "
+            "'type base64' pair from the master VM's /etc/ssh/ssh_host_*_key.pub."
+        ) from None
     return key
 
 
-def _load(text):
-    """Load a private key of any type paramiko supports from its text."""
+def _load(text, source):
+    """Load an unencrypted private key of any type paramiko supports.
+
+    :raise ConfigError: naming ``source`` when the text is not such a key.
+    """
     for key_class in (
         paramiko.Ed25519Key,
         paramiko.ECDSAKey,
@@ -56,9 +76,12 @@ def _load(text):
     ):
         try:
             return key_class.from_private_key(io.StringIO(text))
-        except paramiko.SSHException:
+        except (paramiko.SSHException, ValueError):
             continue
-    raise ValueError("The service's SSH private key is not a key paramiko can read.")
+    raise ConfigError(
+        f"{source} does not hold an unencrypted Ed25519, ECDSA or RSA private key "
+        "in OpenSSH or PEM form."
+    )
 
 
 def _generate(path):
@@ -98,19 +121,30 @@ def load_service_key(config):
         # Some dashboards only take one line: accept the newlines escaped.
         if "\n" not in text and "\\n" in text:
             text = text.replace("\\n", "\n")
-        return _load(text)
+        return _load(text, "SSH_PRIVATE_KEY")
 
     path = config["SSH_PRIVATE_KEY_FILE"]
-    if not path.exists() and _generate(path):
-        key = _load(path.read_text())
-        log.warning(
-            "Generated a new service SSH key at %s; add its public half to the "
-            "master VMs' authorized_keys: %s",
-            path,
-            public_key_line(key),
-        )
-        return key
-    return _load(path.read_text())
+    source = f"SSH_PRIVATE_KEY_FILE ({path})"
+    if not path.exists():
+        # Only the default place gets a generated key: a path someone typed
+        # and mistyped must not quietly become a new identity.
+        if path != config["SSH_DEFAULT_KEY_FILE"]:
+            raise ConfigError(f"{source} does not exist.")
+        if _generate(path):
+            key = _load(path.read_text(), source)
+            log.warning(
+                "Generated a new service SSH key at %s; add its public half to "
+                "the master VMs' authorized_keys: %s",
+                path,
+                public_key_line(key),
+            )
+            return key
+
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{source} cannot be read: {error.strerror}") from None
+    return _load(text, source)
 
 
 def public_key_line(key):

@@ -5,7 +5,7 @@ import re
 import shlex
 import urllib.parse
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
 from deploy.models import (
     APPLICATION_TYPES,
@@ -25,11 +25,41 @@ SSH_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 DEFAULT_DEPLOY_DIR = "lambda-apps"
 
 
+def remote_folder(path):
+    """A deploy folder as the service uses it: relative paths are under the SSH
+    user's home, so ``~/apps``, ``./apps/`` and ``apps`` are the same folder."""
+    if path == "~" or path.startswith("~/"):
+        path = path[1:].lstrip("/")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    folder = "/".join(parts)
+    return "/" + folder if path.startswith("/") else folder
+
+
+def has_control_characters(text, allowed=""):
+    return any(
+        (ord(char) < 32 or ord(char) == 127) and char not in allowed for char in text
+    )
+
+
 class Text(fields.String):
-    """A string with surrounding blanks removed, as forms often carry them."""
+    """A string with surrounding blanks removed, as forms often carry them.
+
+    Control characters are refused: they mean nothing in a name or a path,
+    and PostgreSQL cannot store a NUL at all. A multi-line text keeps its
+    line breaks and tabs.
+    """
+
+    default_error_messages = {"control": "Remove the control characters."}
+
+    def __init__(self, *args, multiline=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allowed = "\t\n\r" if multiline else ""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if has_control_characters(text, self.allowed):
+            raise self.make_error("control")
+        return text
 
 
 class ProgramArguments(fields.Field):
@@ -68,7 +98,9 @@ class DeployForm(Schema):
 
 
 class ApplicationForm(Schema):
-    description = Text(load_default="", validate=validate.Length(max=4096))
+    description = Text(
+        load_default="", multiline=True, validate=validate.Length(max=4096)
+    )
     type = Text(load_default="batch", validate=validate.OneOf(APPLICATION_TYPES))
     runtime = Text(load_default=None, validate=validate.OneOf(RUNTIMES))
     args = ProgramArguments(load_default=list)
@@ -81,6 +113,13 @@ class LambdaInstanceForm(Schema):
     ssh_user = Text(required=True)
     host_key = Text(load_default=None)
     deploy_dir = Text(load_default=DEFAULT_DEPLOY_DIR)
+
+    @post_load
+    def _normalise(self, data, **kwargs):
+        data["host_key"] = data["host_key"] or None
+        data["deploy_dir"] = remote_folder(data["deploy_dir"])
+        return data
+
     status = Text(load_default="started", validate=validate.OneOf(INSTANCE_STATUSES))
     flink_command = Text(load_default="flink")
     flink_rest_url = Text(load_default="http://127.0.0.1:8081")
@@ -89,9 +128,12 @@ class LambdaInstanceForm(Schema):
     def _check_host(self, value, **kwargs):
         try:
             ipaddress.ip_address(value)
+            return
         except ValueError:
-            if not HOSTNAME.match(value):
-                raise ValidationError("Give a host name or an IP address.") from None
+            pass
+        # A name of digits and dots only is a mistyped address, not a name.
+        if not HOSTNAME.match(value) or re.fullmatch(r"[0-9.]+", value):
+            raise ValidationError("Give a host name or an IP address.")
 
     @validates("ssh_user")
     def _check_user(self, value, **kwargs):
@@ -107,10 +149,15 @@ class LambdaInstanceForm(Schema):
     def _check_deploy_dir(self, value, **kwargs):
         if not value or len(value) > 1024:
             raise ValidationError("Give a folder path of 1 to 1024 characters.")
-        if any(ord(char) < 32 or ord(char) == 127 for char in value):
-            raise ValidationError("The folder path holds a control character.")
         if ".." in value.split("/"):
             raise ValidationError("The folder path may not climb with '..'.")
+        if value.startswith("~") and value != "~" and not value.startswith("~/"):
+            raise ValidationError(
+                "Another user's home ('~name') cannot be used; give a path "
+                "relative to the SSH user's home, or an absolute one."
+            )
+        if not remote_folder(value):
+            raise ValidationError("Give a folder below the home folder or '/'.")
 
     @validates("flink_command")
     def _check_flink_command(self, value, **kwargs):
@@ -139,7 +186,7 @@ class LogQuery(Schema):
 
 class PageQuery(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10**9))
 
 
 class DeploymentQuery(PageQuery):

@@ -28,6 +28,7 @@ from rq.registry import (
 import config
 from app import create_app
 from deploy.extensions import db
+from deploy.models import Deployment
 from tests.live import Service
 from tests.master_vm import MasterVM, free_port
 
@@ -150,8 +151,10 @@ def app(migrated, master_vm):
     app = create_app(config.from_environment(migrated) | {"TESTING": True})
     yield app
 
-    master_vm.kill_user_processes()
     with app.app_context():
+        for deployment in db.session.execute(db.select(Deployment)).scalars():
+            if deployment.process_id:
+                master_vm.kill_process_group(deployment.process_id)
         # Only this run's database: every row the test made goes.
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(table.delete())

@@ -20,20 +20,18 @@ SSHD = "/usr/sbin/sshd"
 MASTER_USER = "deploytest"
 
 
-def ensure_master_user():
+def ensure_master_user(name=MASTER_USER):
     """Create the unprivileged user the service logs in as, if missing."""
     try:
-        return pwd.getpwnam(MASTER_USER)
+        return pwd.getpwnam(name)
     except KeyError:
         pass
 
-    subprocess.run(
-        ["useradd", "--create-home", "--shell", "/bin/sh", MASTER_USER], check=True
-    )
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
     # useradd leaves the account locked, and sshd without PAM refuses a
     # locked account even for key logins.
-    subprocess.run(["usermod", "-p", "*", MASTER_USER], check=True)
-    return pwd.getpwnam(MASTER_USER)
+    subprocess.run(["usermod", "-p", "*", name], check=True)
+    return pwd.getpwnam(name)
 
 
 def free_port(address):
@@ -45,11 +43,11 @@ def free_port(address):
 class MasterVM:
     """One sshd process with its own folder, host key and authorized keys."""
 
-    def __init__(self, folder, address="127.0.0.2"):
+    def __init__(self, folder, address="127.0.0.2", port=None, user=MASTER_USER):
         self.folder = Path(folder)
         self.address = address
-        self.port = None
-        self.user = MASTER_USER
+        self.port = port
+        self.user = user
         self.process = None
 
     @property
@@ -66,14 +64,14 @@ class MasterVM:
         return f"{kind} {data}"
 
     def authorize(self, public_key_line):
-        account = ensure_master_user()
+        account = ensure_master_user(self.user)
         keys = self.folder / f"authorized_keys_{self.user}"
         keys.write_text(public_key_line.strip() + "\n")
         os.chown(keys, account.pw_uid, account.pw_gid)
         keys.chmod(0o600)
 
     def start(self):
-        ensure_master_user()
+        ensure_master_user(self.user)
         self.folder.mkdir(parents=True, exist_ok=True)
         Path("/run/sshd").mkdir(exist_ok=True)
         if not self.host_key_path.exists():
@@ -91,7 +89,18 @@ class MasterVM:
                 check=True,
             )
 
-        self.port = self.port or free_port(self.address)
+        if self.port is None:
+            self.port = free_port(self.address)
+        else:
+            # Another server on the port would answer the readiness check.
+            with socket.socket() as probe:
+                try:
+                    probe.bind((self.address, self.port))
+                except OSError as error:
+                    raise RuntimeError(
+                        f"{self.address}:{self.port} is taken ({error.strerror}); "
+                        "choose another port"
+                    ) from None
         config = self.folder / "sshd_config"
         config.write_text(
             "\n".join(
@@ -154,8 +163,17 @@ class MasterVM:
         return path if path.is_absolute() else self.home / path
 
     def kill_user_processes(self):
-        """End whatever the deployments started as the master VM's user."""
+        """End whatever is left running as the master VM's user."""
         subprocess.run(["pkill", "-KILL", "-u", self.user], check=False)
+
+    def kill_process_group(self, process_id):
+        """End a process group a deployment started, if it is still this user's."""
+        try:
+            owner = Path(f"/proc/{process_id}").stat().st_uid
+            if owner == pwd.getpwnam(self.user).pw_uid:
+                os.killpg(process_id, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
 
     def clear_folder(self, relative):
         target = self.home / relative

@@ -98,8 +98,7 @@ def test_a_process_that_died_is_no_longer_running(
     app, client, alice, master_vm, running
 ):
     _, _, deployment = running
-    app.config["STATUS_CHECK_SECONDS"] = 0
-    master_vm.kill_user_processes()
+    master_vm.kill_process_group(deployment["process_id"])
 
     seen = details(client, alice, deployment["id"])
 
@@ -115,7 +114,6 @@ def test_a_batch_application_is_finished_when_read(
     instance = register(client, alice, master_vm)
     deployment = deploy_and_wait(client, alice, application, instance)
     assert deployment["status"] == "running"
-    app.config["STATUS_CHECK_SECONDS"] = 0
 
     time.sleep(2)
     seen = details(client, alice, deployment["id"])
