@@ -66,6 +66,9 @@ def request_input():
             data = request.get_json()
         except WerkzeugBadRequest:
             raise BadRequest("The body is not valid JSON (UTF-8).") from None
+        except RecursionError:
+            # Python's parser gives up on arrays or objects nested thousands deep.
+            raise BadRequest("The JSON body is nested too deeply.") from None
         if not isinstance(data, dict):
             raise BadRequest("The JSON body must be an object of fields.")
         return data
@@ -84,7 +87,10 @@ def display_name(filename):
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     if has_control_characters(name):
         name = "".join(char for char in name if not has_control_characters(char))
-    return name[:255] or "application"
+    if name.strip(" .") == "":
+        # '.', '..' and blanks name a folder or nothing, not a file.
+        return "application"
+    return name[:255]
 
 
 def parse(schema, data):
@@ -120,7 +126,9 @@ def owned(model, object_id, what):
             db.select(model).filter_by(id=canonical, owner_id=g.user.id)
         ).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"No {what} with id {object_id!r}.")
+        shown = str(object_id)
+        shown = shown if len(shown) <= 80 else shown[:80] + "..."
+        raise NotFound(f"No {what} with id {shown!r}.")
     return found
 
 
@@ -180,9 +188,10 @@ class ApplicationList(Resource):
         if len(request.files.getlist("file")) > 1:
             raise BadRequest("Send one file per application.")
 
-        digest, size = artifacts.keep(upload)
-        if size == 0:
+        # Refused before it is kept, so an empty upload leaves nothing stored.
+        if upload.stream.size == 0:
             raise BadRequest("The uploaded file is empty.")
+        digest, size = artifacts.keep(upload)
 
         runtime = form["runtime"]
         if runtime is None:
@@ -329,7 +338,10 @@ class ApplicationDeploy(Resource):
             # Another request for the same pair won the race for the index.
             db.session.rollback()
             _refuse_if_busy(application, instance)
-            raise
+            raise Conflict(
+                "Another deployment of this application on this lambda instance "
+                "was accepted a moment ago; try again."
+            ) from None
 
         def undo():
             db.session.delete(deployment)

@@ -2,6 +2,7 @@
 
 import hmac
 import logging
+import re
 
 from flask import g, request
 
@@ -12,6 +13,9 @@ from deploy.models import Token, token_digest
 log = logging.getLogger(__name__)
 
 SCHEME = "token"
+# The scheme word, one space, the key: RFC 9110's token68, which holds the
+# URL-safe base64 of the keys the service issues.
+CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z]{1,32}) (?P<key>[A-Za-z0-9._~+/-]+=*)")
 # Documentation, readable before one has a token.
 PUBLIC_PATHS = ("/api/openapi.json",)
 
@@ -21,10 +25,19 @@ def _presented_token():
     if not header:
         raise Unauthorized("Send your token as 'Authorization: Token <key>'.")
 
-    parts = header.split()
-    if len(parts) != 2 or parts[0].lower() != SCHEME:
-        raise Unauthorized("The Authorization header must read 'Token <key>'.")
-    return parts[1]
+    # Blanks around a header's value are not part of it (RFC 9110, 5.5), and
+    # gunicorn removes them before the app sees the header.
+    match = CREDENTIALS.fullmatch(header.strip(" \t"))
+    if match is None:
+        raise Unauthorized(
+            "The Authorization header must read 'Token <key>': the word Token, "
+            "one space, then the key, with nothing before or after."
+        )
+    if match["scheme"].lower() != SCHEME:
+        raise Unauthorized(
+            f"The Authorization scheme must be 'Token', not {match['scheme']!r}."
+        )
+    return match["key"]
 
 
 def find_user(token):

@@ -30,12 +30,20 @@ else
 fi | cut -d ' ' -f 1
 """
 
-# Makes the application's folder and prints the digest of the file already
-# there, if any, so an unchanged artifact is not sent twice.
+# Makes the application's folder, removes copies that a dead worker left
+# half-written (one deployment of a pair runs at a time, so any there are
+# stale), and prints the digest of the file already in place, if any, so an
+# unchanged artifact is not sent twice.
 _PREPARE = r"""
 mkdir -p -- "$1" || exit 1
+rm -f -- "$1"/.*.part-*
 [ -f "$2" ] || exit 0
 """ + _DIGEST.replace('"$1"', '"$2"')
+
+# Prints the kilobytes free on the filesystem that holds folder "$1".
+_FREE_KB = r"""
+df -Pk -- "$1" | awk 'NR == 2 { print $4 }'
+"""
 
 
 def remote_location(deployment):
@@ -181,36 +189,58 @@ class Deployer:
         final = PurePosixPath(remote_path)
         temporary = str(final.with_name(f".{final.name}.part-{self.deployment.id[:8]}"))
         try:
-            sent_digest = master.upload(
-                artifacts.path_for(self.application.digest), temporary
-            )
-            if sent_digest != self.application.digest:
-                raise DeployError(
-                    "The stored artifact no longer matches its digest; upload "
-                    "the application again."
-                )
-
-            size = master.sftp.stat(temporary).st_size
-            if size != self.application.size:
-                raise DeployError(
-                    f"The copy on {master.address} has {size} bytes, "
-                    f"not {self.application.size}."
-                )
-
-            remote_digest = master.check(
-                remote_command(_DIGEST, temporary), "Checking the copy's digest"
-            ).stdout.strip()
-            if remote_digest != self.application.digest:
-                raise DeployError(
-                    f"The copy on {master.address} has digest {remote_digest}, "
-                    f"not {self.application.digest}."
-                )
-
+            self._copy_and_verify(master, temporary)
             master.sftp.chmod(temporary, 0o755)
             master.sftp.posix_rename(temporary, remote_path)
+        except TransientError:
+            _remove_quietly(master, temporary)
+            raise
+        except DeployError as error:
+            # Measured once the partial copy is gone: what is free for a retry.
+            _remove_quietly(master, temporary)
+            note = self._space_note(master, final.parent)
+            raise DeployError(_joined(str(error), note)) from None
         except BaseException:
             _remove_quietly(master, temporary)
             raise
+
+    def _copy_and_verify(self, master, temporary):
+        sent_digest = master.upload(
+            artifacts.path_for(self.application.digest), temporary
+        )
+        if sent_digest != self.application.digest:
+            raise DeployError(
+                "The stored artifact no longer matches its digest; upload "
+                "the application again."
+            )
+
+        # SFTP may lose a write error (a full disk) among pipelined writes:
+        # the size and the digest on the master VM are what count.
+        size = master.sftp.stat(temporary).st_size
+        if size != self.application.size:
+            raise DeployError(
+                f"The copy on {master.address} has {size} bytes, "
+                f"not {self.application.size}."
+            )
+
+        remote_digest = master.check(
+            remote_command(_DIGEST, temporary), "Checking the copy's digest"
+        ).stdout.strip()
+        if remote_digest != self.application.digest:
+            raise DeployError(
+                f"The copy on {master.address} has digest {remote_digest}, "
+                f"not {self.application.digest}."
+            )
+
+    def _space_note(self, master, folder):
+        """Say so when the deploy folder lacks room: SFTP only says 'Failure'."""
+        free = master.run(remote_command(_FREE_KB, str(folder))).stdout.strip()
+        if free.isdigit() and int(free) * 1024 < self.application.size:
+            return (
+                f"The deploy folder's filesystem has {int(free) * 1024} bytes free; "
+                f"the application needs {self.application.size}."
+            )
+        return ""
 
     def start(self, master):
         """Start the deployed copy and settle on running, finished or failed."""

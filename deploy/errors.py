@@ -6,7 +6,7 @@ has the shape ``{"errors": [{"status": N, "detail": "..."}]}``.
 
 import logging
 
-from flask import jsonify
+from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,16 @@ def _api_error(error):
 
 def _http_error(error):
     headers = {}
+    detail = error.description
     if error.code == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
-    return error_response(error.code, error.description, headers)
+    if error.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = (
+            f"The request is larger than the service accepts: at most {limit} "
+            "bytes in all (MAX_CONTENT_LENGTH), and 500 KB for a text field."
+        )
+    return error_response(error.code, detail, headers)
 
 
 def _unexpected_error(error):

@@ -13,3 +13,5 @@ def configure_logging():
     )
     # paramiko narrates every packet at DEBUG and every channel at INFO.
     logging.getLogger("paramiko").setLevel(logging.WARNING)
+    # Alembic announces its plugins at INFO in every process that imports it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

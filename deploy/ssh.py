@@ -49,6 +49,15 @@ class CommandResult:
         """Both streams, as a user would read them in a terminal."""
         return "\n".join(part for part in (self.stdout, self.stderr) if part)
 
+    def summary(self, limit=1000):
+        """The end of each stream, for an error message a person reads."""
+        parts = [
+            f"{name}: {text[-limit:]}"
+            for name, text in (("stdout", self.stdout), ("stderr", self.stderr))
+            if text
+        ]
+        return "; ".join(parts) or "no output"
+
 
 class OutputTail:
     """Keeps the last ``limit`` bytes of a stream and counts what it dropped."""
@@ -266,10 +275,9 @@ class MasterVM:
         """
         result = self.run(command, timeout)
         if result.exit_status != 0:
-            detail = result.output or "no output"
             raise DeployError(
                 f"{what} failed on {self.address} "
-                f"(exit status {result.exit_status}): {detail[-2000:]}"
+                f"(exit status {result.exit_status}): {result.summary()}"
             )
         return result
 

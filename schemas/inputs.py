@@ -4,6 +4,7 @@ import ipaddress
 import re
 import shlex
 import urllib.parse
+import uuid
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
@@ -21,6 +22,11 @@ HOSTNAME = re.compile(
 )
 # The portable user-name set of POSIX, as useradd accepts it.
 SSH_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+# What `Text` accepts, told to the OpenAPI description: no control characters,
+# or none but tabs and line breaks in a multi-line text. Both Python and the
+# ECMA regular expressions of JSON Schema read these escapes alike.
+ONE_LINE = r"^[^\u0000-\u001f\u007f]*$"
+MULTI_LINE = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
 
 DEFAULT_DEPLOY_DIR = "lambda-apps"
 
@@ -41,6 +47,16 @@ def has_control_characters(text, allowed=""):
     )
 
 
+def is_unicode(text):
+    """Whether a text can be stored and sent: JSON's escapes can carry a lone
+    surrogate (``"\\ud800"``), which no database or SSH channel can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Text(fields.String):
     """A string with surrounding blanks removed, as forms often carry them.
 
@@ -49,17 +65,41 @@ class Text(fields.String):
     line breaks and tabs.
     """
 
-    default_error_messages = {"control": "Remove the control characters."}
+    default_error_messages = {
+        "control": "Remove the control characters.",
+        "unicode": "The text holds a lone surrogate; send it as UTF-8.",
+    }
 
     def __init__(self, *args, multiline=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.allowed = "\t\n\r" if multiline else ""
+        # A field with a pattern of its own says more already.
+        if not any(isinstance(rule, validate.Regexp) for rule in self.validators):
+            self.metadata = {
+                "pattern": MULTI_LINE if multiline else ONE_LINE,
+                **self.metadata,
+            }
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not is_unicode(text):
+            raise self.make_error("unicode")
         if has_control_characters(text, self.allowed):
             raise self.make_error("control")
         return text
+
+
+class ObjectId(Text):
+    """An object's id as a filter. Every spelling of a UUID that the paths
+    accept (upper case, without hyphens, in braces, ``urn:uuid:``) is the
+    same id; anything else stays as it is and matches nothing."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            return text
 
 
 class ProgramArguments(fields.Field):
@@ -71,6 +111,7 @@ class ProgramArguments(fields.Field):
         "quotes": "The arguments have an unclosed quote: {error}",
         "too_many": "Give at most 100 arguments of at most 4096 characters each.",
         "control": "An argument holds a NUL byte or a line break.",
+        "unicode": "An argument holds a lone surrogate; send it as UTF-8.",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -87,6 +128,8 @@ class ProgramArguments(fields.Field):
         # Flink's client or a process's argument list unchanged everywhere.
         if any(char in argument for argument in value for char in "\0\n\r"):
             raise self.make_error("control")
+        if not all(is_unicode(argument) for argument in value):
+            raise self.make_error("unicode")
         return value
 
 
@@ -110,7 +153,12 @@ class LambdaInstanceForm(Schema):
     name = Text(required=True, validate=validate.Length(min=1, max=255))
     master_host = Text(required=True, validate=validate.Length(min=1, max=255))
     ssh_port = fields.Integer(load_default=22, validate=validate.Range(1, 65535))
-    ssh_user = Text(required=True)
+    ssh_user = Text(
+        required=True,
+        validate=validate.Regexp(
+            SSH_USER, error="Give a user name of letters, digits, '_.-'."
+        ),
+    )
     host_key = Text(load_default=None)
     deploy_dir = Text(load_default=DEFAULT_DEPLOY_DIR)
 
@@ -134,11 +182,6 @@ class LambdaInstanceForm(Schema):
         # A name of digits and dots only is a mistyped address, not a name.
         if not HOSTNAME.match(value) or re.fullmatch(r"[0-9.]+", value):
             raise ValidationError("Give a host name or an IP address.")
-
-    @validates("ssh_user")
-    def _check_user(self, value, **kwargs):
-        if not SSH_USER.match(value):
-            raise ValidationError("Give a user name of letters, digits, '_.-'.")
 
     @validates("host_key")
     def _check_host_key(self, value, **kwargs):
@@ -190,6 +233,6 @@ class PageQuery(Schema):
 
 
 class DeploymentQuery(PageQuery):
-    application_id = Text(load_default=None)
-    lambda_instance_id = Text(load_default=None)
+    application_id = ObjectId(load_default=None)
+    lambda_instance_id = ObjectId(load_default=None)
     status = Text(load_default=None, validate=validate.OneOf(DEPLOYMENT_STATUSES))

@@ -1,9 +1,10 @@
 """Schemas that exist for the OpenAPI description: the answer envelopes and
 the upload form, built from the same schemas the API parses and dumps with."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from schemas.inputs import ApplicationForm
+from deploy.models import RUNTIMES
+from schemas.inputs import ApplicationForm, Text
 from schemas.outputs import (
     ApplicationSchema,
     DeploymentSchema,
@@ -56,7 +57,22 @@ class CheckedDeploymentSchema(DeploymentSchema):
 
 
 class ApplicationUploadSchema(ApplicationForm):
+    """The upload form as multipart sends it: every field is text, so there
+    is no null and no list (a field given twice is refused)."""
+
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+    runtime = Text(
+        validate=validate.OneOf(RUNTIMES),
+        metadata={"description": "Without it: flink for a .jar, exec otherwise."},
+    )
+    args = Text(
+        metadata={
+            "description": (
+                "The program's arguments, split as a shell splits words "
+                "(quotes group, nothing is expanded)."
+            )
+        }
+    )
 
 
 def _page_of(item_schema, name):

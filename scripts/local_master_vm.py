@@ -42,7 +42,9 @@ def main():
         print(f"host_key={server.host_key_line()}")
         if options.flink:
             cluster = start_flink(folder)
-        print(f"Files land under {server.home}. Ctrl-C stops this master VM.", flush=True)
+        print(
+            f"Files land under {server.home}. Ctrl-C stops this master VM.", flush=True
+        )
         signal.pause()
     except RuntimeError as error:
         sys.exit(f"local-master-vm: {error}")

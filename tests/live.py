@@ -57,25 +57,30 @@ class Service:
         self.base = f"http://127.0.0.1:{port}"
         self.folder = Path(folder)
 
-    def start(self):
+    def start(self, worker=True):
         release = subprocess.run(
             procfile_command("release"), cwd=ROOT, env=self.env, capture_output=True
         )
         assert release.returncode == 0, release.stderr
 
         self.web = Process(procfile_command("web"), self.env, self.folder / "web.log")
-        self.worker = Process(
-            procfile_command("worker"), self.env, self.folder / "worker.log"
-        )
+        self.worker = self.start_worker() if worker else None
         deadline = time.monotonic() + 30
         while subprocess.run(["curl", "-s", "-o", "/dev/null", self.base]).returncode:
             assert time.monotonic() < deadline, self.web.output()
             time.sleep(0.2)
         return self
 
+    def start_worker(self):
+        self.worker = Process(
+            procfile_command("worker"), self.env, self.folder / "worker.log"
+        )
+        return self.worker
+
     def stop(self):
         self.web.stop()
-        self.worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
 
     def flask(self, *arguments):
         """Run an administrator command as a user of the service would."""

@@ -37,10 +37,17 @@ def main():
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
 
     with app.app_context():
-        # Maintenance is what finds jobs abandoned by a worker that died; RQ's
-        # ten minutes would leave their deployments busy for too long.
+        # A job whose worker died as a whole is found by another worker's
+        # maintenance once the job's heartbeat lapses (10 s of monitoring plus
+        # RQ's fixed 60 s margin). An idle worker runs maintenance only between
+        # waits for a job, which last its TTL less 15 s; RQ's defaults would
+        # take over ten minutes in all.
         worker = DeploymentWorker(
-            [queue], connection=connection, maintenance_interval=60
+            [queue],
+            connection=connection,
+            maintenance_interval=30,
+            job_monitoring_interval=10,
+            worker_ttl=45,
         )
         worker.work(with_scheduler=True)
 
