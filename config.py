@@ -66,6 +66,13 @@ def _database_url(environ):
     return url
 
 
+def _auth_url(environ):
+    url = (environ.get("AUTH_URL") or "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"AUTH_URL must be an http(s) URL, not {url!r}")
+    return url or None
+
+
 def _origins(environ):
     raw = environ.get("CORS_ORIGINS", "")
     return [origin.strip() for origin in raw.split(",") if origin.strip()]
@@ -104,5 +111,7 @@ def from_environment(environ=None):
         "JOB_TIMEOUT": _integer(environ, "JOB_TIMEOUT", 1800),
         "STATUS_CHECK_SECONDS": _integer(environ, "STATUS_CHECK_SECONDS", 5, 0),
         "CORS_ORIGINS": _origins(environ),
-        "AUTH_URL": environ.get("AUTH_URL") or None,
+        "AUTH_URL": _auth_url(environ),
+        "AUTH_CACHE_SECONDS": _integer(environ, "AUTH_CACHE_SECONDS", 300),
+        "AUTH_TIMEOUT": _integer(environ, "AUTH_TIMEOUT", 5),
     }

@@ -4,10 +4,11 @@ import hmac
 import logging
 import re
 
-from flask import g, request
+from flask import current_app, g, request
 
 from deploy.errors import Unauthorized
 from deploy.extensions import db
+from deploy.identity import identity_user
 from deploy.models import Token, token_digest
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,26 @@ def _presented_token():
 
 
 def find_user(token):
-    """Return the user a token belongs to, or None when it is unknown or revoked."""
+    """Return the user a token belongs to, or None when it is not valid.
+
+    A token the service issued is checked here; any other is asked of the
+    identity service when ``AUTH_URL`` is set.
+
+    :raise ServiceUnavailable: the identity service could not be asked.
+    """
     digest = token_digest(token)
     record = db.session.execute(
-        db.select(Token).filter_by(digest=digest, revoked_at=None)
+        db.select(Token).filter_by(digest=digest)
     ).scalar_one_or_none()
+
+    if record is None:
+        if current_app.config["AUTH_URL"]:
+            return identity_user(token, digest)
+        return None
 
     # The lookup is by digest; comparing again in constant time costs nothing
     # and keeps the check honest should the lookup ever become a prefix match.
-    if record is None or not hmac.compare_digest(record.digest, digest):
+    if record.revoked_at is not None or not hmac.compare_digest(record.digest, digest):
         return None
     return record.user
 

@@ -21,6 +21,8 @@ from deploy.sshkeys import fingerprint, host_key_line, parse_host_key, service_k
 
 log = logging.getLogger(__name__)
 
+PROGRESS_INTERVAL = 0.5
+
 # Prints the SHA-256 of a file, whichever tool the master VM has for it.
 _DIGEST = r"""
 if command -v sha256sum >/dev/null 2>&1; then
@@ -205,9 +207,16 @@ class Deployer:
             raise
 
     def _copy_and_verify(self, master, temporary):
+        self.deployment.bytes_total = self.application.size
+        self.deployment.bytes_sent = 0
+        db.session.commit()
         sent_digest = master.upload(
-            artifacts.path_for(self.application.digest), temporary
+            artifacts.path_for(self.application.digest),
+            temporary,
+            progress=self._progress_recorder(),
         )
+        self.deployment.bytes_sent = self.application.size
+        db.session.commit()
         if sent_digest != self.application.digest:
             raise DeployError(
                 "The stored artifact no longer matches its digest; upload "
@@ -231,6 +240,21 @@ class Deployer:
                 f"The copy on {master.address} has digest {remote_digest}, "
                 f"not {self.application.digest}."
             )
+
+    def _progress_recorder(self):
+        """A callback that writes the bytes sent to the record, twice a second
+        at most: often enough to watch, rarely enough to cost nothing."""
+        last_written = 0.0
+
+        def record(sent):
+            nonlocal last_written
+            now = time.monotonic()
+            if now - last_written >= PROGRESS_INTERVAL:
+                last_written = now
+                self.deployment.bytes_sent = sent
+                db.session.commit()
+
+        return record
 
     def _space_note(self, master, folder):
         """Say so when the deploy folder lacks room: SFTP only says 'Failure'."""

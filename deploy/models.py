@@ -64,6 +64,8 @@ class User(db.Model):
 
     id = db.Column(db.String(36), primary_key=True, default=new_id)
     name = db.Column(db.String(120), nullable=False, unique=True)
+    # The user's id at the identity service (AUTH_URL), for users it vouched for.
+    external_id = db.Column(db.String(255), unique=True)
     created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
 
     tokens = db.relationship("Token", back_populates="user", cascade="all")
@@ -141,6 +143,9 @@ class Deployment(db.Model):
     flink_job_id = db.Column(db.String(32))
     job_id = db.Column(db.String(64))
     checked_at = db.Column(UtcDateTime)
+    # Copy progress, while and after the artifact goes to the master VM.
+    bytes_sent = db.Column(db.BigInteger)
+    bytes_total = db.Column(db.BigInteger)
     error = db.Column(db.Text)
     created_at = db.Column(UtcDateTime, nullable=False, default=utcnow)
     updated_at = db.Column(UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow)

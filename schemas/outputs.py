@@ -55,3 +55,5 @@ class DeploymentSchema(Schema):
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     checked_at = fields.DateTime(allow_none=True)
+    bytes_sent = fields.Integer(allow_none=True)
+    bytes_total = fields.Integer(allow_none=True)

@@ -168,3 +168,30 @@ def test_an_unreachable_master_fails_after_retries_naming_the_host(
     assert f"{master_vm.address}:1" in deployment["error"]
     [connect] = deployment["steps"]
     assert "attempt 2" in connect["output"]
+
+
+def test_copy_progress_is_shown_while_the_artifact_travels(
+    client, alice, master_vm, worker
+):
+    content = b"#!/bin/sh\nexec sleep 300\n" + b"#" * (150 * 1024 * 1024)
+    application = upload(client, alice, content, filename="big.sh")
+    instance = register(client, alice, master_vm)
+    response = deploy(client, alice, application["id"], instance["id"])
+    deployment_id = response.get_json()["data"]["id"]
+
+    seen = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        data = client.get(
+            f"/api/deployments/{deployment_id}/", headers=auth(alice)
+        ).get_json()["data"]
+        if data["status"] == "copying" and data["bytes_total"]:
+            assert data["bytes_total"] == len(content)
+            seen.add(data["bytes_sent"])
+        if data["status"] in ("running", "failed"):
+            break
+        time.sleep(0.05)
+
+    assert data["status"] == "running", data
+    assert data["bytes_sent"] == data["bytes_total"] == len(content)
+    assert any(0 < sent < len(content) for sent in seen), seen
