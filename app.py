@@ -17,6 +17,7 @@ from deploy.cli import tokens, users
 from deploy.errors import register_error_handlers
 from deploy.extensions import db, migrate
 from deploy.sshkeys import service_key
+from deploy.web import register_cors, register_web
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ def _build(overrides):
 
     _register_extensions(app)
     register_error_handlers(app)
+    register_cors(app)
     app.before_request(authenticate)
     register_resources(app)
+    register_web(app)
     app.cli.add_command(users)
     app.cli.add_command(tokens)
 

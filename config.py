@@ -14,6 +14,7 @@ INSTANCE_DIR = BASE_DIR / "instance"
 DEFAULT_KEY_FILE = INSTANCE_DIR / "service_key"
 
 HOST_KEY_POLICIES = ("accept-new", "strict")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ValueError):
@@ -92,11 +93,22 @@ def from_environment(environ=None):
             f"not {policy!r}"
         )
 
+    redis_url = environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must be a redis:// URL, not {redis_url!r}")
+    queue = environ.get("RQ_QUEUE", "deployments").strip()
+    if not queue:
+        raise ConfigError("RQ_QUEUE may not be empty")
+    log_level = environ.get("LOG_LEVEL", "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
     return {
         "SQLALCHEMY_DATABASE_URI": _database_url(environ),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "REDIS_URL": environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "RQ_QUEUE": environ.get("RQ_QUEUE", "deployments"),
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": queue,
+        "LOG_LEVEL": log_level,
         "ARTIFACT_DIR": Path(environ.get("ARTIFACT_DIR", INSTANCE_DIR / "artifacts")),
         "SSH_PRIVATE_KEY": environ.get("SSH_PRIVATE_KEY") or None,
         "SSH_PRIVATE_KEY_FILE": Path(
@@ -115,3 +127,15 @@ def from_environment(environ=None):
         "AUTH_CACHE_SECONDS": _integer(environ, "AUTH_CACHE_SECONDS", 300),
         "AUTH_TIMEOUT": _integer(environ, "AUTH_TIMEOUT", 5),
     }
+
+
+def web_settings(environ=None):
+    """The port and process count gunicorn reads (``PORT``, ``WEB_CONCURRENCY``).
+
+    :raise ConfigError: when either is not a number it can use.
+    """
+    environ = os.environ if environ is None else environ
+    port = _integer(environ, "PORT", 8000)
+    if port > 65535:
+        raise ConfigError(f"PORT must be at most 65535, not {port}")
+    return port, _integer(environ, "WEB_CONCURRENCY", 2)

@@ -1,14 +1,19 @@
 """gunicorn settings, read from the working folder by the Procfile's web line."""
 
-import os
+import sys
 
+from config import ConfigError, web_settings
 from deploy.logs import configure_logging
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+try:
+    port, workers = web_settings()
+except ConfigError as error:
+    sys.exit(f"Configuration error: {error}")
+
+bind = f"0.0.0.0:{port}"
 # Threads keep a slow upload or a status check over SSH from holding up
 # other requests; two processes survive one of them dying.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 4
 # Uploads of large artifacts over slow links take minutes.
 timeout = 900
@@ -16,6 +21,9 @@ timeout = 900
 limit_request_line = 16384
 limit_request_field_size = 65536
 accesslog = "-"
+# gunicorn's control socket lives in the user's home, shared by every
+# gunicorn that user runs; the service has no use for it.
+control_socket_disable = True
 
 
 def post_fork(server, worker):

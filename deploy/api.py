@@ -24,6 +24,7 @@ from deploy.openapi import openapi_json
 from deploy.sshkeys import fingerprint, public_key_line, service_key
 from schemas.inputs import (
     ApplicationForm,
+    DeleteQuery,
     DeployForm,
     DeploymentQuery,
     LambdaInstanceForm,
@@ -209,6 +210,10 @@ class ApplicationList(Resource):
         )
         db.session.add(application)
         db.session.commit()
+        # A delete of another application with the same content may have
+        # removed the stored file between keeping it and the commit above;
+        # the upload is still at hand to put it back.
+        artifacts.keep(upload)
         log.info(
             "Application %s uploaded: %d bytes, sha256 %s", application.id, size, digest
         )
@@ -229,7 +234,19 @@ class ApplicationDetail(Resource):
 
     def delete(self, application_id):
         application = owned(Application, application_id, "application")
-        _refuse_if_deployed(Deployment.application_id == application.id, "application")
+        force = parse(DeleteQuery(), request.args)["force"]
+        busy = db.session.execute(
+            db.select(Deployment.id).filter(
+                Deployment.application_id == application.id,
+                Deployment.status.in_(BUSY_STATUSES),
+            )
+        ).first()
+        if busy is not None:
+            raise Conflict(f"Deployment {busy.id} of the application is busy; wait.")
+        if not force:
+            _refuse_if_deployed(
+                Deployment.application_id == application.id, "application"
+            )
 
         digest = application.digest
         _delete_with_deployments(application, Deployment.application_id)
@@ -272,14 +289,57 @@ class LambdaInstanceDetail(Resource):
             "The lambda instance.", data=LambdaInstanceSchema().dump(instance)
         )
 
+    def patch(self, instance_id):
+        """Change a registration: a rebuilt master VM, a moved Flink."""
+        instance = owned(LambdaInstance, instance_id, "lambda instance")
+        changes = parse(LambdaInstanceForm(partial=True), request_input())
+        if not changes:
+            raise BadRequest("Give at least one field to change.")
+        _refuse_if_busy_on(instance)
+
+        moved = any(
+            name in changes and changes[name] != getattr(instance, name)
+            for name in ("master_host", "ssh_port")
+        )
+        if moved and "host_key" not in changes:
+            # Another address is another host: its key is pinned anew.
+            changes["host_key"] = None
+        for name, value in changes.items():
+            setattr(instance, name, value)
+        db.session.commit()
+        log.info("Lambda instance %s changed: %s", instance.id, ", ".join(changes))
+        return answer(
+            "The lambda instance has been changed.",
+            data=LambdaInstanceSchema().dump(instance),
+        )
+
     def delete(self, instance_id):
         instance = owned(LambdaInstance, instance_id, "lambda instance")
-        _refuse_if_deployed(
-            Deployment.lambda_instance_id == instance.id, "lambda instance"
-        )
+        force = parse(DeleteQuery(), request.args)["force"]
+        _refuse_if_busy_on(instance)
+        if not force:
+            _refuse_if_deployed(
+                Deployment.lambda_instance_id == instance.id, "lambda instance"
+            )
         _delete_with_deployments(instance, Deployment.lambda_instance_id)
-        log.info("Lambda instance %s deleted", instance_id)
+        log.info("Lambda instance %s deleted (force: %s)", instance_id, force)
         return answer("The lambda instance has been deleted.")
+
+
+def _refuse_if_busy_on(instance):
+    busy = db.session.execute(
+        db.select(Deployment)
+        .filter(
+            Deployment.lambda_instance_id == instance.id,
+            Deployment.status.in_(BUSY_STATUSES),
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    if busy is not None:
+        raise Conflict(
+            f"Deployment {busy.id} on this lambda instance is {busy.status}; "
+            "wait for it to end."
+        )
 
 
 def _refuse_if_deployed(condition, what):
@@ -299,8 +359,9 @@ def _refuse_if_deployed(condition, what):
     ).scalar_one_or_none()
     if holding is not None:
         raise Conflict(
-            f"The {what} is still deployed (deployment {holding.id} is "
-            f"{holding.status}); withdraw it first."
+            f"The {what} still has files on a master VM (deployment {holding.id} "
+            f"is {holding.status}); withdraw it first, or delete with ?force=true "
+            "if that master VM is gone."
         )
 
 
@@ -411,7 +472,12 @@ class LifecycleAction(Resource):
         moved = db.session.execute(
             db.update(Deployment)
             .where(Deployment.id == deployment.id, Deployment.status == previous)
-            .values(status=self.busy_status, error=None, updated_at=utcnow())
+            .values(
+                status=self.busy_status,
+                resume_status=previous,
+                error=None,
+                updated_at=utcnow(),
+            )
         ).rowcount
         if moved != 1:
             db.session.rollback()

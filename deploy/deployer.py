@@ -22,6 +22,8 @@ from deploy.sshkeys import fingerprint, host_key_line, parse_host_key, service_k
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.5
+# Seconds a status check, made while a user waits, may spend connecting.
+CHECK_TIMEOUT = 5
 
 # Prints the SHA-256 of a file, whichever tool the master VM has for it.
 _DIGEST = r"""
@@ -63,6 +65,8 @@ class Deployer:
         self.instance = deployment.lambda_instance
         self.application = deployment.application
         self.config = current_app.config
+        # Whether this job changed anything on the master VM yet.
+        self.touched = False
 
     def set_status(self, status, error=None):
         self.deployment.status = status
@@ -100,7 +104,7 @@ class Deployer:
         record.finished_at = utcnow()
         db.session.commit()
 
-    def _open(self, delays=(), notes=None):
+    def _open(self, delays=(), notes=None, timeout=None):
         """Connect to the master VM, retrying transient failures after ``delays``.
 
         :param notes: a list that receives a line for each failed attempt and
@@ -122,7 +126,7 @@ class Deployer:
                     service_key(),
                     pinned,
                     self.config["SSH_HOST_KEY_POLICY"],
-                    self.config["SSH_CONNECT_TIMEOUT"],
+                    timeout or self.config["SSH_CONNECT_TIMEOUT"],
                     self.config["SSH_COMMAND_TIMEOUT"],
                 )
                 break
@@ -207,6 +211,11 @@ class Deployer:
             raise
 
     def _copy_and_verify(self, master, temporary):
+        if not artifacts.path_for(self.application.digest).exists():
+            raise DeployError(
+                "The service no longer has this application's file; upload it "
+                "again and deploy the new application."
+            )
         self.deployment.bytes_total = self.application.size
         self.deployment.bytes_sent = 0
         db.session.commit()
@@ -272,6 +281,10 @@ class Deployer:
         self.set_status("starting")
         self._replace_previous(master, runtime)
 
+        # What a previous run left says nothing of this one.
+        self.deployment.process_id = None
+        self.deployment.flink_job_id = None
+        self.touched = True
         with self.step("start") as record:
             record.output = runtime.start(master, self.deployment)
         self.deployment.checked_at = utcnow()
@@ -298,8 +311,14 @@ class Deployer:
                 earlier.error = f"replaced by deployment {self.deployment.id}"
                 record.output = f"stopped deployment {earlier.id}"
 
-    def _carry_out(self, action, work):
-        """Run one action's work; any failure ends the record as failed."""
+    def _carry_out(self, action, work, restore=None):
+        """Run one action's work and settle the record however it ends.
+
+        :param restore: the status to go back to when the action fails before
+            it changed anything on the master VM; a stop that cannot connect
+            leaves the application running, and the record must say so.
+            Without it, any failure ends the record as failed.
+        """
         log.info(
             "Deployment %s: %s application %s on %s",
             self.deployment.id,
@@ -311,7 +330,10 @@ class Deployer:
             with self.connect() as master:
                 work(master)
         except Exception as error:
-            self.fail(error)
+            if restore is not None and not self.touched:
+                self.fail(error, status=restore, prefix=f"{action.capitalize()} failed")
+            else:
+                self.fail(error)
             raise
         log.info(
             "Deployment %s: %s on %s",
@@ -333,6 +355,8 @@ class Deployer:
         """Start the copy already on the master VM, without copying again."""
 
         def work(master):
+            if self._still_running(master):
+                return
             with self.step("prepare") as record:
                 present = master.run(
                     remote_command('[ -f "$1" ]', self.deployment.remote_path)
@@ -345,7 +369,20 @@ class Deployer:
                 record.output = f"{self.deployment.remote_path} is in place"
             self.start(master)
 
-        self._carry_out("starting", work)
+        self._carry_out("starting", work, restore=self.deployment.resume_status)
+
+    def _still_running(self, master):
+        """Whether the last run is alive after all: starting it again would
+        make two. A stop that failed leaves exactly that behind."""
+        if not (self.deployment.process_id or self.deployment.flink_job_id):
+            return False
+        state = runtime_for(self.application).state(master, self.deployment)
+        if state.status != "running":
+            return False
+        with self.step("start") as record:
+            record.output = f"already running: {state.detail}; nothing started"
+        self.set_status("running")
+        return True
 
     def stop(self):
         """Stop the application; its files stay for a later start."""
@@ -354,9 +391,10 @@ class Deployer:
             with self.step("stop") as record:
                 runtime_for(self.application).stop(master, self.deployment)
                 record.output = "the application was stopped"
+            self.touched = True
             self.set_status("stopped")
 
-        self._carry_out("stopping", work)
+        self._carry_out("stopping", work, restore="running")
 
     def withdraw(self):
         """Stop the application if it runs and remove its files."""
@@ -370,6 +408,7 @@ class Deployer:
                     record.output = "the application was stopped"
 
             folder, _ = remote_location(self.deployment)
+            self.touched = True
             with self.step("remove") as record:
                 master.check(
                     remote_command('rm -rf -- "$1"', folder), "Removing the files"
@@ -377,7 +416,9 @@ class Deployer:
                 record.output = f"removed {folder}"
             self._withdraw_records()
 
-        self._carry_out("withdrawing", work)
+        # Until the files go, the application is as it was: say so if the
+        # withdraw fails before that (a stop that failed leaves it running).
+        self._carry_out("withdrawing", work, restore=self.deployment.resume_status)
 
     def _withdraw_records(self):
         """Mark this deployment and the pair's earlier ones withdrawn."""
@@ -403,13 +444,17 @@ class Deployer:
         """
         runtime = runtime_for(self.application)
         try:
-            with self._open() as master:
+            with self._open(timeout=CHECK_TIMEOUT) as master:
                 state = runtime.state(master, self.deployment)
         except DeployError as error:
             db.session.rollback()
             log.warning(
                 "Deployment %s: status check failed: %s", self.deployment.id, error
             )
+            # Counted as a check, so a master VM that hangs holds up one read
+            # per STATUS_CHECK_SECONDS, not every read of every user.
+            self.deployment.checked_at = utcnow()
+            db.session.commit()
             return str(error)
 
         self.deployment.checked_at = utcnow()
@@ -442,13 +487,16 @@ class Deployer:
         db.session.commit()
         return text
 
-    def fail(self, error):
+    def fail(self, error, status="failed", prefix=None):
+        """Settle the record after ``error``: failed, or ``status`` if given."""
         db.session.rollback()
         reason = (
             str(error)
             if isinstance(error, DeployError)
             else (f"Internal error ({type(error).__name__}): {error}")
         )
+        if prefix:
+            reason = f"{prefix}; nothing was changed: {reason}"
         # A deployment that failed for a reason the user can act on is an
         # outcome, not a fault of the service: no traceback for it.
         log.error(
@@ -457,7 +505,7 @@ class Deployer:
             reason,
             exc_info=None if isinstance(error, DeployError) else error,
         )
-        self.set_status("failed", error=reason)
+        self.set_status(status, error=reason)
 
 
 def _remove_quietly(master, path):

@@ -143,6 +143,8 @@ class Deployment(db.Model):
     flink_job_id = db.Column(db.String(32))
     job_id = db.Column(db.String(64))
     checked_at = db.Column(UtcDateTime)
+    # The status a stop, start or withdraw returns to if it changes nothing.
+    resume_status = db.Column(db.String(16))
     # Copy progress, while and after the artifact goes to the master VM.
     bytes_sent = db.Column(db.BigInteger)
     bytes_total = db.Column(db.BigInteger)

@@ -7,6 +7,7 @@ from flask import current_app, jsonify
 
 from schemas import openapi as answers
 from schemas.inputs import (
+    DeleteQuery,
     DeployForm,
     DeploymentQuery,
     LambdaInstanceForm,
@@ -125,9 +126,11 @@ def build_spec():
         operations={
             "get": _operation("One application", answers.APPLICATION, errors=(404,)),
             "delete": _operation(
-                "Delete an application that is deployed nowhere",
+                "Delete an application that is deployed nowhere (or, with "
+                "force, whose master VMs are gone)",
                 answers.STATUS_ONLY,
-                errors=(404, 409),
+                errors=(400, 404, 409),
+                query=DeleteQuery,
             ),
         },
     )
@@ -175,10 +178,18 @@ def build_spec():
             "get": _operation(
                 "One lambda instance", answers.LAMBDA_INSTANCE, errors=(404,)
             ),
+            "patch": _operation(
+                "Change a lambda instance's registration",
+                answers.LAMBDA_INSTANCE,
+                errors=(400, 404, 409),
+                body=_form(LambdaInstanceForm(partial=True)),
+            ),
             "delete": _operation(
-                "Delete a lambda instance that holds no deployment",
+                "Delete a lambda instance that holds no deployment (or, with "
+                "force, whose master VM is gone)",
                 answers.STATUS_ONLY,
-                errors=(404, 409),
+                errors=(400, 404, 409),
+                query=DeleteQuery,
             ),
         },
     )

@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 64 * 1024
 
 # Starts the file detached from the SSH session, in a session of its own so a
-# stop can signal its whole process group. The wrapper shell records the exit
-# status beside the file, which tells a batch job that ended well from one
-# that failed. Waits a moment to catch an application that fails at once,
-# then prints the process id, which is also the process group's id.
+# stop can signal its whole process group. Output is appended to the log, so
+# a start after a stop keeps what the earlier run printed. The wrapper shell
+# records the exit status beside the file, which tells a batch job that
+# ended well from one that failed. Waits a moment to catch an application
+# that fails at once, then prints the process id, which is also the process
+# group's id.
 _START_EXEC = r"""
 folder=$1 name=$2 tries=$3
 shift 3
@@ -29,7 +31,7 @@ rm -f -- "$name.exit"
 nohup setsid sh -c '
     name=$1
     shift
-    "./$name" "$@" >"$name.log" 2>&1 </dev/null
+    "./$name" "$@" >>"$name.log" 2>&1 </dev/null
     echo $? >"$name.exit"
 ' sh "$name" "$@" >/dev/null 2>&1 </dev/null &
 pid=$!
@@ -162,10 +164,18 @@ class ExecRuntime:
             status = first.split()[1]
             if status == "0":
                 return ApplicationState("finished", "the application exited with 0")
+            detail = f"the application exited with status {status}"
+            if status == "127":
+                # The wrapper shell's own words for this ("sh: 4: not found")
+                # hide the usual causes.
+                detail += (
+                    " (not found: check its #! line names an interpreter that "
+                    "exists on the master VM, and that it has Unix line endings)"
+                )
+            output = self.log(master, deployment, 2000).strip()
             return ApplicationState(
                 "failed",
-                f"the application exited with status {status}; its output ends: "
-                + self.log(master, deployment, 2000),
+                detail + (f"; its output ends: {output}" if output else "; no output"),
             )
         return ApplicationState(
             "failed",
@@ -182,7 +192,9 @@ class ExecRuntime:
 
     def log(self, master, deployment, limit):
         folder, name = _location(deployment)
-        result = master.run(remote_command(_LOG_TAIL, f"{folder}/{name}.log", limit))
+        result = master.run(
+            remote_command(_LOG_TAIL, f"{folder}/{name}.log", limit), limit=limit
+        )
         return result.stdout
 
 
@@ -253,22 +265,32 @@ class FlinkRuntime:
         return lines[0] + (f"; {causes[-1]}" if causes else "")
 
     def stop(self, master, deployment):
-        job, _ = self._job(master, deployment)
-        if job is None or job.get("state") in _FLINK_STATES:
+        """Cancel the job. The client needs no REST address of ours, so a
+        wrong one cannot keep a job running; only when the cancel fails is
+        the job's state asked, to tell a job that ended from a real fault."""
+        if not deployment.flink_job_id:
             return
-        self._client(
-            master,
-            deployment,
-            "Cancelling the Flink job",
-            "cancel",
-            deployment.flink_job_id,
-        )
+        try:
+            self._client(
+                master,
+                deployment,
+                "Cancelling the Flink job",
+                "cancel",
+                deployment.flink_job_id,
+            )
+        except DeployError:
+            job, _ = self._job(master, deployment)
+            if job is not None and job.get("state") not in _FLINK_STATES:
+                raise
 
     def log(self, master, deployment, limit):
         started = [step for step in deployment.steps if step.name == "start"]
         client_output = started[-1].output if started else ""
-        state = self.state(master, deployment)
-        return f"{client_output}\n{state.detail}\n"[-limit:]
+        try:
+            state = self.state(master, deployment).detail
+        except DeployError as error:
+            state = f"Flink's state cannot be read now: {error}"
+        return f"{client_output}\n{state}\n"[-limit:]
 
 
 RUNTIMES = {runtime.name: runtime for runtime in (ExecRuntime(), FlinkRuntime())}

@@ -43,6 +43,13 @@ def parse_host_key(line):
     :raise ValidationError: when the line is not a public key paramiko knows.
     """
     parts = line.split()
+    # A known_hosts line starts with the host's names: skip them.
+    if (
+        len(parts) >= 3
+        and parts[0] not in HOST_KEY_TYPES
+        and parts[1] in HOST_KEY_TYPES
+    ):
+        parts = parts[1:]
     if len(parts) < 2:
         raise ValidationError("Give the host key as '<type> <base64>'.")
 

@@ -1,6 +1,7 @@
 """Schemas that parse request input (multipart or urlencoded form, or JSON)."""
 
 import ipaddress
+import json
 import re
 import shlex
 import urllib.parse
@@ -14,7 +15,7 @@ from deploy.models import (
     INSTANCE_STATUSES,
     RUNTIMES,
 )
-from deploy.sshkeys import parse_host_key
+from deploy.sshkeys import host_key_line, parse_host_key
 
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -115,7 +116,13 @@ class ProgramArguments(fields.Field):
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str):
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            # A form can carry a JSON list too: '["a b", "c"]'.
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise self.make_error("invalid") from None
+        elif isinstance(value, str):
             try:
                 value = shlex.split(value)
             except ValueError as error:
@@ -164,8 +171,13 @@ class LambdaInstanceForm(Schema):
 
     @post_load
     def _normalise(self, data, **kwargs):
-        data["host_key"] = data["host_key"] or None
-        data["deploy_dir"] = remote_folder(data["deploy_dir"])
+        # A change (partial load) carries only the fields it names.
+        if "host_key" in data:
+            # Stored as 'type base64' whatever the line held around it.
+            key = data["host_key"]
+            data["host_key"] = host_key_line(parse_host_key(key)) if key else None
+        if "deploy_dir" in data:
+            data["deploy_dir"] = remote_folder(data["deploy_dir"])
         return data
 
     status = Text(load_default="started", validate=validate.OneOf(INSTANCE_STATUSES))
@@ -221,6 +233,10 @@ class LambdaInstanceForm(Schema):
                 "Give Flink's REST address as the master VM sees it, "
                 "e.g. http://127.0.0.1:8081."
             )
+
+
+class DeleteQuery(Schema):
+    force = fields.Boolean(load_default=False)
 
 
 class LogQuery(Schema):

@@ -28,7 +28,7 @@ from rq.registry import (
 import config
 from app import create_app
 from deploy.extensions import db
-from deploy.models import Deployment
+from deploy.models import BUSY_STATUSES, Deployment
 from tests.live import Service
 from tests.master_vm import MasterVM, free_port
 
@@ -150,13 +150,26 @@ def migrated(service_env):
     return service_env
 
 
+# Every deployment the suite's workers were given, and how each one ended:
+# the promise that nothing accepted is lost, counted.
+TALLY = {"accepted": 0, "settled": 0, "unsettled": []}
+WORKER_FIXTURES = {"worker", "start_worker", "service"}
+
+
 @pytest.fixture
-def app(migrated, master_vm):
+def app(request, migrated, master_vm):
     app = create_app(config.from_environment(migrated) | {"TESTING": True})
     yield app
 
+    worked = bool(WORKER_FIXTURES & set(request.fixturenames))
     with app.app_context():
         for deployment in db.session.execute(db.select(Deployment)).scalars():
+            if worked:
+                TALLY["accepted"] += 1
+                if deployment.status in BUSY_STATUSES:
+                    TALLY["unsettled"].append(f"{request.node.nodeid}: {deployment.id}")
+                else:
+                    TALLY["settled"] += 1
             if deployment.process_id:
                 master_vm.kill_process_group(deployment.process_id)
         # Only this run's database: every row the test made goes.
@@ -269,3 +282,14 @@ def service(app, migrated, workdir):
     running = Service(migrated, free_port("127.0.0.1"), workdir).start()
     yield running
     running.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TALLY["accepted"]:
+        terminalreporter.write_line(
+            f"deployments given to workers: {TALLY['accepted']} accepted, "
+            f"{TALLY['settled']} ended settled, "
+            f"{len(TALLY['unsettled'])} left busy"
+        )
+        for entry in TALLY["unsettled"]:
+            terminalreporter.write_line(f"  left busy: {entry}")

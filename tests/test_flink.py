@@ -175,3 +175,37 @@ def test_a_failing_batch_job_ends_failed_with_flinks_reason(
     assert cluster.job_state(deployment["flink_job_id"]) == "FAILED"
     assert "FAILED" in deployment["error"]
     assert "asked to fail" in deployment["error"]
+
+
+def test_a_wrong_rest_address_still_lets_the_job_be_withdrawn_and_fixed(
+    service, flink, flink_service, master_vm
+):
+    cluster, jars = flink
+    token, header, instance_id = flink_service
+    code, _ = curl(
+        "-X",
+        "PATCH",
+        "-H",
+        header,
+        "-F",
+        "flink_rest_url=http://127.0.0.1:1",
+        f"{service.base}/api/lambda-instances/{instance_id}/",
+    )
+    assert code == 200
+    application_id = upload_jar(service, header, jars["streaming"])
+
+    accepted = spec_curl(
+        token, instance_id, f"{service.base}/api/apps/{application_id}/deploy/"
+    )
+    url = accepted["data"]["url"]
+    failed = wait_until(service.base, token, url, ("running", "failed"))
+    assert failed["status"] == "failed", failed
+    assert "127.0.0.1:1" in failed["error"]
+    # The job was submitted all the same, and the record kept its id.
+    assert cluster.job_state(failed["flink_job_id"]) == "RUNNING"
+
+    code, body = act(service, header, "withdraw", application_id, instance_id)
+    assert code == 202, body
+    withdrawn = wait_until(service.base, token, url, ("withdrawn", "failed"))
+    assert withdrawn["status"] == "withdrawn", withdrawn
+    cluster.wait_for_state(failed["flink_job_id"], "CANCELED", timeout=30)

@@ -223,3 +223,120 @@ def test_a_failed_deployment_that_never_copied_does_not_hold_deletion(
 
     assert response.status_code == 200, response.get_json()
     assert deploy(client, alice, application["id"], instance["id"]).status_code == 404
+
+
+def change(client, token, instance_id, **fields):
+    response = client.patch(
+        f"/api/lambda-instances/{instance_id}/", headers=auth(token), data=fields
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["data"]
+
+
+def test_a_stop_that_cannot_reach_the_master_leaves_it_running_and_says_so(
+    client, alice, master_vm, running
+):
+    application, instance, deployment = running
+    change(client, alice, instance["id"], ssh_port="1")
+
+    act(client, alice, "stop", application["id"], instance["id"])
+    after = wait_for_status(client, alice, deployment["id"], ("running", "failed"))
+
+    assert after["status"] == "running", after
+    assert after["error"].startswith("Stopping failed; nothing was changed")
+    assert process_group(deployment["process_id"])
+
+    moved_back = change(client, alice, instance["id"], ssh_port=str(master_vm.port))
+    assert moved_back["host_key"] is None
+    act(client, alice, "stop", application["id"], instance["id"])
+    stopped = wait_for_status(client, alice, deployment["id"], ("stopped", "failed"))
+    assert stopped["status"] == "stopped", stopped
+    assert process_group(deployment["process_id"]) == []
+
+
+def test_a_start_finds_a_run_that_is_still_alive_and_starts_no_second(
+    app, client, alice, running
+):
+    application, instance, deployment = running
+    # The record lost track: it says stopped while the process lives on.
+    with app.app_context():
+        from deploy.extensions import db
+        from deploy.models import Deployment
+
+        db.session.get(Deployment, deployment["id"]).status = "stopped"
+        db.session.commit()
+
+    act(client, alice, "start", application["id"], instance["id"])
+    after = wait_for_status(client, alice, deployment["id"], ("running", "failed"))
+
+    assert after["status"] == "running", after
+    assert after["process_id"] == deployment["process_id"]
+    assert "nothing started" in after["steps"][-1]["output"]
+    assert len(process_group(deployment["process_id"])) >= 1
+
+
+def test_an_instance_is_changed_but_not_while_busy(client, alice, master_vm):
+    instance = register(client, alice, master_vm, host_key=master_vm.host_key_line())
+
+    renamed = change(client, alice, instance["id"], name="renamed", deploy_dir="~/x")
+    assert renamed["name"] == "renamed" and renamed["deploy_dir"] == "x"
+    assert renamed["host_key"] == master_vm.host_key_line()
+
+    application = upload(client, alice, TICKER)
+    assert deploy(client, alice, application["id"], instance["id"]).status_code == 202
+    busy = client.patch(
+        f"/api/lambda-instances/{instance['id']}/",
+        headers=auth(alice),
+        data={"name": "x"},
+    )
+    assert busy.status_code == 409
+    empty = client.patch(
+        f"/api/lambda-instances/{instance['id']}/", headers=auth(alice), data={}
+    )
+    assert empty.status_code == 400
+
+
+def test_force_deletes_what_a_gone_master_vm_still_holds(client, alice, running):
+    application, instance, deployment = running
+
+    refused = client.delete(
+        f"/api/lambda-instances/{instance['id']}/", headers=auth(alice)
+    )
+    forced = client.delete(
+        f"/api/lambda-instances/{instance['id']}/?force=true", headers=auth(alice)
+    )
+
+    assert refused.status_code == 409
+    assert "force" in error_of(refused)
+    assert forced.status_code == 200
+    gone = client.get(f"/api/deployments/{deployment['id']}/", headers=auth(alice))
+    assert gone.status_code == 404
+    assert (
+        client.delete(
+            f"/api/apps/{application['id']}/", headers=auth(alice)
+        ).status_code
+        == 200
+    )
+
+
+def test_the_log_endpoint_returns_as_many_bytes_as_asked(
+    client, alice, master_vm, worker
+):
+    chatty = b"#!/bin/sh\nhead -c 300000 /dev/zero | tr '\\0' x\nexec sleep 300\n"
+    application = upload(client, alice, chatty)
+    instance = register(client, alice, master_vm)
+    deployment = deploy_and_wait(client, alice, application, instance)
+    time.sleep(0.5)
+
+    response = client.get(
+        f"/api/deployments/{deployment['id']}/log/?bytes=200000", headers=auth(alice)
+    )
+
+    assert response.status_code == 200
+    assert response.get_json()["data"]["log"] == "x" * 200000
+
+
+def test_arguments_may_be_a_json_list_in_a_form(client, alice):
+    application = upload(client, alice, TICKER, args='["a b", "c"]')
+
+    assert application["args"] == ["a b", "c"]

@@ -1,4 +1,4 @@
-"""copy progress, users from the identity service
+"""copy progress, users from the identity service, resume status
 
 Revision ID: 8636eb539ba9
 Revises: ccb79d83e853
@@ -21,6 +21,7 @@ def upgrade():
     with op.batch_alter_table('deployments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('bytes_sent', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('bytes_total', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('resume_status', sa.String(length=16), nullable=True))
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('external_id', sa.String(length=255), nullable=True))
@@ -36,6 +37,7 @@ def downgrade():
         batch_op.drop_column('external_id')
 
     with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_column('resume_status')
         batch_op.drop_column('bytes_total')
         batch_op.drop_column('bytes_sent')
 
