@@ -20,6 +20,9 @@ def process_group(process_id):
         try:
             if os.getpgid(int(entry.name)) != process_id:
                 continue
+            # A zombie has ended and only waits to be reaped: not running.
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
             arguments = (entry / "cmdline").read_bytes().split(b"\0")
         except (ProcessLookupError, FileNotFoundError):
             continue
