@@ -392,6 +392,9 @@ class Deployer:
                 runtime_for(self.application).stop(master, self.deployment)
                 record.output = "the application was stopped"
             self.touched = True
+            # Nothing runs any more: no id to show, or to stop again later.
+            self.deployment.process_id = None
+            self.deployment.flink_job_id = None
             self.set_status("stopped")
 
         self._carry_out("stopping", work, restore="running")
@@ -433,6 +436,8 @@ class Deployer:
         for record in earlier:
             record.status = "withdrawn"
         self.deployment.remote_path = None
+        self.deployment.process_id = None
+        self.deployment.flink_job_id = None
         self.set_status("withdrawn")
 
     def refresh(self):

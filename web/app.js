@@ -194,7 +194,7 @@ async function signIn(token) {
     $("sign-in").hidden = true;
     $("signed-in").hidden = false;
     $("workspace").hidden = false;
-    say(`Signed in as ${user.name}.`, "ok");
+    say("Signed in.", "ok");
     await Promise.all([loadSshKey(), loadLists()]);
   } catch (error) {
     state.token = null;
@@ -373,7 +373,9 @@ function showDeployment(deployment) {
   const status = $("deployment-status");
   status.textContent = deployment.status;
   status.className = `badge status-${deployment.status}`;
-  $("deployment-path").textContent = deployment.remote_path ?? "not copied yet";
+  $("deployment-path").textContent =
+    deployment.remote_path ??
+    (deployment.status === "withdrawn" ? "removed (withdrawn)" : "not copied yet");
   $("deployment-process").textContent = deployment.process_id
     ? `process ${deployment.process_id}`
     : deployment.flink_job_id
