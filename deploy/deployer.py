@@ -26,8 +26,12 @@ PROGRESS_INTERVAL = 0.5
 CHECK_TIMEOUT = 5
 
 # Prints the SHA-256 of a file, whichever tool the master VM has for it.
+# OpenSSL's comes first: it uses the CPU's SHA instructions where coreutils'
+# does not, which made it about 2.5x faster on 256 MiB (docs/benchmarks.md).
 _DIGEST = r"""
-if command -v sha256sum >/dev/null 2>&1; then
+if command -v openssl >/dev/null 2>&1; then
+    openssl dgst -sha256 -r < "$1"
+elif command -v sha256sum >/dev/null 2>&1; then
     sha256sum < "$1"
 else
     shasum -a 256 < "$1"

@@ -45,8 +45,15 @@ echo "$pid"
 # True when process "$1" lives and is the wrapper that runs file "$2": a
 # process id the system gave to someone else since is not ours to signal.
 _OURS = r"""
-ours() {
+alive() {
     kill -0 "$1" 2>/dev/null || return 1
+    # A zombie has ended; it only waits for init to reap it, which can take
+    # a second.
+    [ -r "/proc/$1/stat" ] || return 0
+    [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d ' ' -f 1)" != Z ]
+}
+ours() {
+    alive "$1" || return 1
     [ -r "/proc/$1/cmdline" ] || return 0
     tr '\0' '\n' <"/proc/$1/cmdline" | grep -qxF -- "$2"
 }
@@ -79,7 +86,7 @@ _STOP_EXEC = (
 ours "$1" "$2" || exit 0
 kill -s TERM -- "-$1" 2>/dev/null || exit 0
 tries=50
-while [ "$tries" -gt 0 ] && kill -0 "$1" 2>/dev/null; do
+while [ "$tries" -gt 0 ] && alive "$1"; do
     sleep 0.1
     tries=$((tries - 1))
 done
