@@ -13,6 +13,7 @@ start command's exit status. Rounds alternate between the two.
 import argparse
 import base64
 import logging
+import shlex
 import socket
 from datetime import datetime
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SCRIPT = b"#!/bin/sh\nexec sleep 900\n"
 
-_START = "cd {folder} && nohup setsid ./app.sh >app.log 2>&1 </dev/null & echo $!"
+_START = "cd -- FOLDER && nohup setsid ./app.sh >app.log 2>&1 </dev/null & echo $!"
 
 
 def bare_paramiko(workspace, master, folder):
@@ -53,12 +54,14 @@ def bare_paramiko(workspace, master, folder):
             look_for_keys=False,
         )
         with client:
-            _, stdout, _ = client.exec_command(f"mkdir -p {folder}")
+            # The folder is the bench's own, quoted all the same.
+            quoted = shlex.quote(str(folder))
+            _, stdout, _ = client.exec_command("mkdir -p -- " + quoted)
             stdout.channel.recv_exit_status()
             with client.open_sftp() as sftp:
                 sftp.put(str(local), f"{folder}/app.sh")
                 sftp.chmod(f"{folder}/app.sh", 0o755)
-            _, stdout, _ = client.exec_command(_START.format(folder=folder))
+            _, stdout, _ = client.exec_command(_START.replace("FOLDER", quoted))
             process_id = int(stdout.read().split()[-1])
             if stdout.channel.recv_exit_status() != 0:
                 raise RuntimeError("the reference start failed")
