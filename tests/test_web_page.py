@@ -85,7 +85,8 @@ def processes_in_group(group):
             # The command name in parentheses may hold blanks; what follows
             # it is state, parent, then the process group.
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group:
+            # A zombie has ended and only waits to be reaped: not running.
+            if int(fields[2]) == group and fields[0] != "Z":
                 found.append((stat.parent / "cmdline").read_bytes())
         except (OSError, IndexError):
             continue
