@@ -235,14 +235,9 @@ class ApplicationDetail(Resource):
     def delete(self, application_id):
         application = owned(Application, application_id, "application")
         force = parse(DeleteQuery(), request.args)["force"]
-        busy = db.session.execute(
-            db.select(Deployment.id).filter(
-                Deployment.application_id == application.id,
-                Deployment.status.in_(BUSY_STATUSES),
-            )
-        ).first()
-        if busy is not None:
-            raise Conflict(f"Deployment {busy.id} of the application is busy; wait.")
+        _refuse_while_busy(
+            "of the application", Deployment.application_id == application.id
+        )
         if not force:
             _refuse_if_deployed(
                 Deployment.application_id == application.id, "application"
@@ -327,18 +322,21 @@ class LambdaInstanceDetail(Resource):
 
 
 def _refuse_if_busy_on(instance):
+    _refuse_while_busy(
+        "on this lambda instance", Deployment.lambda_instance_id == instance.id
+    )
+
+
+def _refuse_while_busy(where, *conditions):
+    """Answer 409, naming it, while a deployment that matches has a job under way."""
     busy = db.session.execute(
         db.select(Deployment)
-        .filter(
-            Deployment.lambda_instance_id == instance.id,
-            Deployment.status.in_(BUSY_STATUSES),
-        )
+        .filter(*conditions, Deployment.status.in_(BUSY_STATUSES))
         .limit(1)
     ).scalar_one_or_none()
     if busy is not None:
         raise Conflict(
-            f"Deployment {busy.id} on this lambda instance is {busy.status}; "
-            "wait for it to end."
+            f"Deployment {busy.id} {where} is {busy.status}; wait for it to end."
         )
 
 
@@ -532,18 +530,11 @@ class ApplicationWithdraw(LifecycleAction):
 
 
 def _refuse_if_busy(application, instance):
-    busy = db.session.execute(
-        db.select(Deployment).filter(
-            Deployment.application_id == application.id,
-            Deployment.lambda_instance_id == instance.id,
-            Deployment.status.in_(BUSY_STATUSES),
-        )
-    ).scalar_one_or_none()
-    if busy is not None:
-        raise Conflict(
-            f"Deployment {busy.id} of this application on this lambda instance "
-            f"is {busy.status}; wait for it to end.",
-        )
+    _refuse_while_busy(
+        "of this application on this lambda instance",
+        Deployment.application_id == application.id,
+        Deployment.lambda_instance_id == instance.id,
+    )
 
 
 class DeploymentList(Resource):
